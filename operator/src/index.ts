@@ -1,0 +1,1 @@
+export { compileDirectory, writeRuntimeConfig } from './local/compile.ts';

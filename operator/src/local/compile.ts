@@ -1,0 +1,118 @@
+import { readdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { join, relative } from 'node:path';
+import {
+  ConfigError,
+  ConfigErrorCode,
+  type MailDomain,
+  MailDomainSchema,
+  RUNTIME_CONFIG_VERSION,
+  type RuntimeConfig,
+  RuntimeConfigSchema,
+  type Secret,
+  SecretSchema,
+} from '@petrel/config';
+import { parseAllDocuments } from 'yaml';
+import { z } from 'zod';
+
+/** A manifest and where it came from, for error messages. */
+interface Located<T> {
+  value: T;
+  where: string;
+}
+
+const MANIFEST_FILE = /\.(ya?ml|json)$/i;
+
+async function manifestFiles(dir: string): Promise<string[]> {
+  let entries: string[];
+  try {
+    entries = await readdir(dir, { recursive: true });
+  } catch (error) {
+    throw new ConfigError(ConfigErrorCode.ConfigDirUnreadable, `cannot read config directory ${dir}`, {
+      cause: error,
+    });
+  }
+  return entries.filter((e) => MANIFEST_FILE.test(e)).sort();
+}
+
+/**
+ * Local mode of the operator: reads MailDomain and Secret manifests from a directory and compiles
+ * them into the runtime config the data plane loads. Every problem in every file is reported at
+ * once; nothing is compiled from a directory with errors.
+ */
+export async function compileDirectory(dir: string, generation: number): Promise<RuntimeConfig> {
+  const problems: string[] = [];
+  const domains: Located<MailDomain>[] = [];
+  const secrets = new Map<string, Secret>();
+
+  for (const file of await manifestFiles(dir)) {
+    const text = await readFile(join(dir, file), 'utf8');
+    const docs = parseAllDocuments(text);
+    const list = Array.isArray(docs) ? docs : [docs];
+    list.forEach((doc, index) => {
+      const where = `${relative(dir, join(dir, file))}#${index + 1}`;
+      if (doc.errors.length > 0) {
+        problems.push(`${where}: YAML error: ${doc.errors[0]?.message ?? 'unknown'}`);
+        return;
+      }
+      const value: unknown = doc.toJS();
+      if (value === null || value === undefined) return;
+      const kind =
+        typeof value === 'object' && 'kind' in value ? (value as { kind: unknown }).kind : undefined;
+      if (kind === 'MailDomain') {
+        const parsed = MailDomainSchema.safeParse(value);
+        if (parsed.success) domains.push({ value: parsed.data, where });
+        else problems.push(`${where}: invalid MailDomain:\n${z.prettifyError(parsed.error)}`);
+      } else if (kind === 'Secret') {
+        const parsed = SecretSchema.safeParse(value);
+        if (parsed.success) secrets.set(parsed.data.metadata.name, parsed.data);
+        else problems.push(`${where}: invalid Secret:\n${z.prettifyError(parsed.error)}`);
+      } else {
+        problems.push(`${where}: unsupported kind ${JSON.stringify(kind)} (expected MailDomain or Secret)`);
+      }
+    });
+  }
+
+  const seen = new Map<string, string>();
+  for (const { value, where } of domains) {
+    const other = seen.get(value.spec.domain);
+    if (other !== undefined)
+      problems.push(`${where}: domain ${value.spec.domain} is already declared in ${other}`);
+    seen.set(value.spec.domain, where);
+    for (const user of value.spec.submission?.users ?? []) {
+      const ref = user.passwordSecretRef;
+      const secret = secrets.get(ref.name);
+      if (secret === undefined) {
+        problems.push(`${where}: user ${user.name}: Secret ${ref.name} not found`);
+      } else if (secret.stringData?.[ref.key] === undefined && secret.data?.[ref.key] === undefined) {
+        problems.push(`${where}: user ${user.name}: Secret ${ref.name} has no key ${ref.key}`);
+      }
+    }
+  }
+  if (problems.length > 0) {
+    throw new ConfigError(
+      ConfigErrorCode.InvalidManifest,
+      `config directory ${dir}:\n${problems.join('\n')}`,
+    );
+  }
+
+  return RuntimeConfigSchema.parse({
+    version: RUNTIME_CONFIG_VERSION,
+    generation,
+    domains: domains.map(({ value }) => ({
+      source: `${value.metadata.namespace ?? 'default'}/${value.metadata.name}`,
+      domain: value.spec.domain,
+      inboundRoutes: value.spec.inbound?.routes ?? [],
+      users: (value.spec.submission?.users ?? []).map((u) => ({
+        name: u.name,
+        allowedSenders: u.allowedSenders,
+      })),
+    })),
+  });
+}
+
+/** Writes the runtime config atomically (readers never see a half-written file). */
+export async function writeRuntimeConfig(path: string, config: RuntimeConfig): Promise<void> {
+  const staging = `${path}.${process.pid}.tmp`;
+  await writeFile(staging, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 });
+  await rename(staging, path);
+}

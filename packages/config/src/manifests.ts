@@ -1,0 +1,65 @@
+import { z } from 'zod';
+
+/**
+ * Kubernetes-style manifests that users write (the same files for `kubectl apply` and for
+ * `petrel dev --config-dir`). This is the minimal form of docs/architecture.md; the operator
+ * issue extends it and derives the CRD schema from it.
+ */
+export const API_GROUP = 'petrel.dev';
+export const API_VERSION = `${API_GROUP}/v1alpha1`;
+
+/** RFC 1035 host name, as written in manifests (a trailing dot is not accepted). */
+const domainName = z
+  .string()
+  .min(1)
+  .max(253)
+  .regex(
+    /^(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))+$/,
+    'must be a fully qualified domain name',
+  )
+  .transform((s) => s.toLowerCase());
+
+const metadata = z.object({
+  name: z.string().min(1).max(253),
+  namespace: z.string().min(1).optional(),
+  labels: z.record(z.string(), z.string()).optional(),
+  annotations: z.record(z.string(), z.string()).optional(),
+});
+
+export const InboundRouteSchema = z.strictObject({
+  host: z.string().min(1),
+  port: z.number().int().min(1).max(65535).default(25),
+  protocol: z.enum(['smtp', 'lmtp']).default('smtp'),
+});
+
+export const SecretKeyRefSchema = z.strictObject({ name: z.string().min(1), key: z.string().min(1) });
+
+export const SubmissionUserSchema = z.strictObject({
+  name: z.string().min(1),
+  passwordSecretRef: SecretKeyRefSchema,
+  allowedSenders: z.array(z.string().min(1)).min(1),
+});
+
+export const MailDomainSpecSchema = z.strictObject({
+  domain: domainName,
+  inbound: z.strictObject({ routes: z.array(InboundRouteSchema).default([]) }).optional(),
+  submission: z.strictObject({ users: z.array(SubmissionUserSchema).default([]) }).optional(),
+});
+
+export const MailDomainSchema = z.object({
+  apiVersion: z.literal(API_VERSION),
+  kind: z.literal('MailDomain'),
+  metadata,
+  spec: MailDomainSpecSchema,
+});
+export type MailDomain = z.infer<typeof MailDomainSchema>;
+
+export const SecretSchema = z.object({
+  apiVersion: z.literal('v1'),
+  kind: z.literal('Secret'),
+  metadata,
+  type: z.string().optional(),
+  data: z.record(z.string(), z.string()).optional(),
+  stringData: z.record(z.string(), z.string()).optional(),
+});
+export type Secret = z.infer<typeof SecretSchema>;

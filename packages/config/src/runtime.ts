@@ -1,0 +1,124 @@
+import { watch } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { basename, dirname } from 'node:path';
+import { z } from 'zod';
+import { ConfigError, ConfigErrorCode } from './errors.ts';
+
+/**
+ * The runtime config: what the operator (or `petrel dev`'s local mode) compiles from the
+ * manifests and what the data plane (ingress, delivery) loads and hot-reloads, without any
+ * Kubernetes API access. Versioned: a data-plane pod refuses a config version it does not know.
+ */
+export const RUNTIME_CONFIG_VERSION = 1;
+
+export const RuntimeRouteSchema = z.strictObject({
+  host: z.string().min(1),
+  port: z.number().int().min(1).max(65535),
+  protocol: z.enum(['smtp', 'lmtp']),
+});
+
+export const RuntimeUserSchema = z.strictObject({
+  name: z.string().min(1),
+  allowedSenders: z.array(z.string()),
+});
+
+export const RuntimeDomainSchema = z.strictObject({
+  /** Namespace/name of the MailDomain this came from. */
+  source: z.string(),
+  domain: z.string().min(1),
+  inboundRoutes: z.array(RuntimeRouteSchema),
+  users: z.array(RuntimeUserSchema),
+});
+
+export const RuntimeConfigSchema = z.strictObject({
+  version: z.literal(RUNTIME_CONFIG_VERSION),
+  /** Increases with every compile; lets the data plane log which config it runs. */
+  generation: z.number().int().nonnegative(),
+  domains: z.array(RuntimeDomainSchema),
+});
+export type RuntimeConfig = z.infer<typeof RuntimeConfigSchema>;
+export type RuntimeDomain = z.infer<typeof RuntimeDomainSchema>;
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object') {
+    for (const child of Object.values(value)) deepFreeze(child);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+export function parseRuntimeConfig(json: unknown, source: string): RuntimeConfig {
+  const result = RuntimeConfigSchema.safeParse(json);
+  if (!result.success) {
+    throw new ConfigError(
+      ConfigErrorCode.InvalidRuntimeConfig,
+      `invalid runtime config ${source}:\n${z.prettifyError(result.error)}`,
+    );
+  }
+  return deepFreeze(result.data);
+}
+
+export async function loadRuntimeConfig(path: string): Promise<RuntimeConfig> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    throw new ConfigError(ConfigErrorCode.RuntimeConfigUnreadable, `cannot read runtime config ${path}`, {
+      cause: error,
+    });
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    throw new ConfigError(ConfigErrorCode.InvalidRuntimeConfig, `runtime config ${path} is not JSON`, {
+      cause: error,
+    });
+  }
+  return parseRuntimeConfig(json, path);
+}
+
+/** Fast lookups over a runtime config, rebuilt on every reload. */
+export class DomainIndex {
+  readonly config: RuntimeConfig;
+  readonly #byDomain: Map<string, RuntimeDomain>;
+
+  constructor(config: RuntimeConfig) {
+    this.config = config;
+    this.#byDomain = new Map(config.domains.map((d) => [d.domain, d]));
+  }
+
+  /** The managed domain for an (already lower-cased, validated) domain name, if any. */
+  managed(domain: string): RuntimeDomain | undefined {
+    return this.#byDomain.get(domain);
+  }
+}
+
+/**
+ * Reloads the runtime config whenever its file is replaced (the writer renames a new file into
+ * place, so the directory is watched, not the old inode). An invalid new file is reported and
+ * the previous config stays in force.
+ */
+export function watchRuntimeConfig(
+  path: string,
+  onChange: (config: RuntimeConfig) => void,
+  onError: (error: unknown) => void,
+): { close(): void } {
+  const dir = dirname(path);
+  const file = basename(path);
+  let timer: NodeJS.Timeout | undefined;
+  const watcher = watch(dir, (_event, name) => {
+    if (name !== file) return;
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      loadRuntimeConfig(path).then(onChange, onError);
+    }, 50);
+  });
+  watcher.on('error', onError);
+  return {
+    close() {
+      clearTimeout(timer);
+      watcher.close();
+    },
+  };
+}

@@ -1,0 +1,13 @@
+export { LocalEnvError, LocalEnvErrorCode } from './errors.ts';
+export {
+  cacheDir,
+  type FindNatsServerOptions,
+  findNatsServer,
+  NATS_SERVER_VERSION,
+  type NatsServerHandle,
+  type NatsServerOptions,
+  startNatsServer,
+} from './nats.ts';
+export { freePort } from './ports.ts';
+export { type PostgresHandle, type PostgresOptions, startPostgres } from './postgres.ts';
+export { ManagedProcess, type ManagedProcessOptions } from './process.ts';

@@ -1,0 +1,105 @@
+import {
+  AckPolicy,
+  type ConsumerConfig,
+  DeliverPolicy,
+  DiscardPolicy,
+  JetStreamApiCodes,
+  JetStreamApiError,
+  type JetStreamManager,
+  RetentionPolicy,
+  StorageType,
+  type StreamConfig,
+} from '@nats-io/jetstream';
+import { EVENTS_SUBJECT_PREFIX, OUTBOUND_SUBJECT_PREFIX } from './subjects.ts';
+
+export const STREAM_OUTBOUND = 'PETREL_OUTBOUND';
+export const STREAM_EVENTS = 'PETREL_EVENTS';
+export const CONSUMER_DELIVERY = 'delivery';
+
+const NANOS_PER_MS = 1_000_000;
+
+export interface StreamOptions {
+  /** 1 for a single node, 3 in a cluster. */
+  replicas: number;
+}
+
+export function outboundStreamConfig(options: StreamOptions): Partial<StreamConfig> & { name: string } {
+  return {
+    name: STREAM_OUTBOUND,
+    subjects: [`${OUTBOUND_SUBJECT_PREFIX}.>`],
+    // Work queue: an entry disappears once a worker acked it (delivered or given up).
+    retention: RetentionPolicy.Workqueue,
+    storage: StorageType.File,
+    num_replicas: options.replicas,
+    // Never drop accepted mail to make room: refuse new publishes instead (the client gets 451).
+    discard: DiscardPolicy.New,
+    // Window in which a re-published entry with the same Nats-Msg-Id is dropped as a duplicate.
+    duplicate_window: 2 * 60 * 1000 * NANOS_PER_MS,
+  };
+}
+
+export function eventsStreamConfig(options: StreamOptions): Partial<StreamConfig> & { name: string } {
+  return {
+    name: STREAM_EVENTS,
+    subjects: [`${EVENTS_SUBJECT_PREFIX}.>`],
+    retention: RetentionPolicy.Limits,
+    storage: StorageType.File,
+    num_replicas: options.replicas,
+    // The recorder catches up from here after a Postgres outage: keep a week.
+    max_age: 7 * 24 * 3600 * 1000 * NANOS_PER_MS,
+    discard: DiscardPolicy.Old,
+    duplicate_window: 2 * 60 * 1000 * NANOS_PER_MS,
+  };
+}
+
+export interface DeliveryConsumerOptions {
+  /** How long a worker may hold an entry without acking or signalling progress. */
+  ackWaitMs: number;
+}
+
+export function deliveryConsumerConfig(options: DeliveryConsumerOptions): Partial<ConsumerConfig> {
+  return {
+    durable_name: CONSUMER_DELIVERY,
+    ack_policy: AckPolicy.Explicit,
+    deliver_policy: DeliverPolicy.All,
+    ack_wait: options.ackWaitMs * NANOS_PER_MS,
+    max_deliver: -1,
+    filter_subject: `${OUTBOUND_SUBJECT_PREFIX}.>`,
+  };
+}
+
+async function ensureStream(jsm: JetStreamManager, config: Partial<StreamConfig> & { name: string }) {
+  try {
+    await jsm.streams.info(config.name);
+    return await jsm.streams.update(config.name, config);
+  } catch (error) {
+    if (error instanceof JetStreamApiError && error.code === JetStreamApiCodes.StreamNotFound) {
+      return await jsm.streams.add(config);
+    }
+    throw error;
+  }
+}
+
+/** Creates or updates the streams; idempotent, safe from several processes at once. */
+export async function ensureStreams(jsm: JetStreamManager, options: StreamOptions): Promise<void> {
+  await ensureStream(jsm, outboundStreamConfig(options));
+  await ensureStream(jsm, eventsStreamConfig(options));
+}
+
+/** Creates the durable delivery consumer or brings its settings up to date (owned by the delivery workers). */
+export async function ensureDeliveryConsumer(
+  jsm: JetStreamManager,
+  options: DeliveryConsumerOptions,
+): Promise<void> {
+  const config = deliveryConsumerConfig(options);
+  try {
+    await jsm.consumers.info(STREAM_OUTBOUND, CONSUMER_DELIVERY);
+    await jsm.consumers.update(STREAM_OUTBOUND, CONSUMER_DELIVERY, { ack_wait: config.ack_wait });
+  } catch (error) {
+    if (error instanceof JetStreamApiError && error.code === JetStreamApiCodes.ConsumerNotFound) {
+      await jsm.consumers.add(STREAM_OUTBOUND, config);
+      return;
+    }
+    throw error;
+  }
+}

@@ -1,0 +1,188 @@
+import { type ChildProcess, fork } from 'node:child_process';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
+import {
+  findNatsServer,
+  type NatsServerHandle,
+  type PostgresHandle,
+  startNatsServer,
+  startPostgres,
+} from '@petrel/localenv';
+import { compileDirectory, writeRuntimeConfig } from '@petrel/operator';
+import { ensureStreams } from '@petrel/queue';
+import { ensureDatabase, migrate } from '@petrel/store';
+import { watchConfigDir } from './watch.ts';
+
+export interface DevOptions {
+  configDir: string;
+  dataDir: string;
+  smtpPort: number;
+  httpPort: number;
+  smarthost?: string;
+  natsUrl?: string;
+  databaseUrl?: string;
+}
+
+const say = (line: string): void => {
+  process.stdout.write(`petrel: ${line}\n`);
+};
+
+const servicesDir = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+
+interface Component {
+  name: string;
+  child: ChildProcess;
+  ready: boolean;
+  exited: Promise<number | null>;
+}
+
+/**
+ * `petrel dev`: the local mode contract of docs/architecture.md. Starts (or connects to) NATS
+ * JetStream and Postgres, compiles the manifests (the operator's local mode), runs the ingress
+ * and the delivery worker as child processes, and stops everything on SIGINT/SIGTERM.
+ */
+export async function runDev(options: DevOptions): Promise<number> {
+  const dataDir = resolve(options.dataDir);
+  const configDir = resolve(options.configDir);
+  const logDir = join(dataDir, 'logs');
+  mkdirSync(logDir, { recursive: true });
+  const runtimeConfigPath = join(dataDir, 'runtime-config.json');
+
+  let nats: NatsServerHandle | undefined;
+  let postgres: PostgresHandle | undefined;
+  const components: Component[] = [];
+  let stopping = false;
+  let generation = Date.now();
+
+  const stopAll = async (): Promise<void> => {
+    // Reverse order of start: first stop taking mail, then delivering, then the stores.
+    for (const c of [...components].reverse()) {
+      if (c.child.exitCode === null && c.child.signalCode === null) c.child.kill('SIGTERM');
+      await c.exited;
+      say(`${c.name} stopped`);
+    }
+    if (nats) {
+      await nats.stop();
+      say('nats-server stopped');
+    }
+    if (postgres) {
+      await postgres.stop();
+      say('postgres stopped');
+    }
+  };
+
+  try {
+    await writeRuntimeConfig(runtimeConfigPath, await compileDirectory(configDir, generation));
+    const configWatch = watchConfigDir(configDir, async () => {
+      try {
+        await writeRuntimeConfig(runtimeConfigPath, await compileDirectory(configDir, ++generation));
+      } catch (error) {
+        process.stderr.write(
+          `petrel: config not applied: ${error instanceof Error ? error.message : String(error)}\n`,
+        );
+      }
+    });
+
+    let natsUrl = options.natsUrl;
+    if (natsUrl === undefined) {
+      const binary = await findNatsServer({ log: say });
+      nats = await startNatsServer({ binary, dir: join(dataDir, 'nats'), name: 'petrel-dev' });
+      natsUrl = nats.url;
+    }
+    let databaseUrl = options.databaseUrl;
+    if (databaseUrl === undefined) {
+      postgres = await startPostgres({ dir: join(dataDir, 'postgres') });
+      await ensureDatabase(postgres.url, 'petrel');
+      databaseUrl = postgres.urlFor('petrel');
+    }
+    await migrate(databaseUrl);
+
+    const nc = await connect({ servers: natsUrl, name: 'petrel-dev' });
+    await ensureStreams(await jetstreamManager(nc), { replicas: 1 });
+    await nc.close();
+
+    const env = {
+      ...process.env,
+      PETREL_NATS_URL: natsUrl,
+      PETREL_DATABASE_URL: databaseUrl,
+      PETREL_RUNTIME_CONFIG: runtimeConfigPath,
+      PETREL_HOSTNAME: process.env['PETREL_HOSTNAME'] ?? 'localhost',
+    };
+    const start = (name: string, extra: Record<string, string>): Promise<Component> => {
+      const log = openSync(join(logDir, `${name}.log`), 'a');
+      const child = fork(join(servicesDir, name, 'src', 'main.ts'), [], {
+        env: { ...env, ...extra },
+        stdio: ['ignore', log, log, 'ipc'],
+      });
+      closeSync(log);
+      const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+      const component: Component = { name, child, ready: false, exited };
+      components.push(component);
+      return new Promise((resolveReady, reject) => {
+        child.on('message', (m: unknown) => {
+          if (typeof m === 'object' && m !== null && (m as { type?: unknown }).type === 'ready') {
+            component.ready = true;
+            resolveReady(component);
+          }
+        });
+        void exited.then((code) => {
+          if (!component.ready)
+            reject(new Error(`${name} exited (${code}) during start; see ${join(logDir, `${name}.log`)}`));
+        });
+      });
+    };
+
+    await start('delivery', options.smarthost ? { PETREL_SMARTHOST: options.smarthost } : {});
+    await start('ingress', { PETREL_SMTP_HOST: '127.0.0.1', PETREL_SMTP_PORT: String(options.smtpPort) });
+
+    const http = createServer((req, res) => {
+      const ready = !stopping && components.every((c) => c.ready && c.child.exitCode === null);
+      if (req.url === '/healthz' || req.url === '/readyz') {
+        const ok = req.url === '/healthz' ? !stopping : ready;
+        res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' });
+        res.end(
+          JSON.stringify({
+            status: ok ? 'ok' : 'unavailable',
+            components: components.map((c) => ({ name: c.name, ready: c.ready })),
+          }),
+        );
+        return;
+      }
+      res.writeHead(404).end();
+    });
+    await new Promise<void>((r, reject) => {
+      http.once('error', reject);
+      http.listen({ host: '127.0.0.1', port: options.httpPort }, () => r());
+    });
+
+    say(
+      `accepting mail on smtp://127.0.0.1:${options.smtpPort}` +
+        ` (health http://127.0.0.1:${options.httpPort}/readyz, data ${dataDir}` +
+        `${options.smarthost ? `, smarthost ${options.smarthost}` : ''})`,
+    );
+
+    const signalled = new Promise<string>((r) => {
+      process.once('SIGINT', () => r('SIGINT'));
+      process.once('SIGTERM', () => r('SIGTERM'));
+    });
+    const crashed = Promise.race(components.map((c) => c.exited.then((code) => ({ name: c.name, code }))));
+    const first = await Promise.race([signalled, crashed]);
+    stopping = true;
+    const code = typeof first === 'string' ? 0 : 1;
+    if (typeof first !== 'string')
+      process.stderr.write(`petrel: ${first.name} exited unexpectedly (${first.code}); stopping\n`);
+    configWatch.close();
+    http.close();
+    await stopAll();
+    return code;
+  } catch (error) {
+    process.stderr.write(`petrel: ${error instanceof Error ? error.message : String(error)}\n`);
+    stopping = true;
+    await stopAll();
+    return 1;
+  }
+}

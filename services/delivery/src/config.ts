@@ -1,0 +1,53 @@
+import { z } from 'zod';
+
+const hostPort = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/, 'must be HOST:PORT')
+  .transform((s) => {
+    const i = s.lastIndexOf(':');
+    return { host: s.slice(0, i).replace(/^\[(.*)\]$/, '$1'), port: Number(s.slice(i + 1)) };
+  });
+
+/** The delivery worker's own settings, from the environment. */
+export const DeliveryConfigSchema = z.strictObject({
+  natsUrl: z.string().min(1),
+  runtimeConfigPath: z.string().min(1),
+  /** Deliver every message here instead of routing (local mode --smarthost). */
+  smarthost: hostPort.optional(),
+  hostname: z.string().min(1).default('localhost'),
+  concurrency: z.coerce.number().int().min(1).max(1000).default(32),
+  ackWaitMs: z.coerce.number().int().min(1000).default(60_000),
+  connectTimeoutMs: z.coerce.number().int().positive().default(30_000),
+  /** Delay before the n-th retry; the last one repeats. The full schedule comes with the delivery issue. */
+  retryDelaysMs: z
+    .string()
+    .default('1000,5000,15000,30000,60000')
+    .transform((s) => s.split(',').map(Number))
+    .pipe(z.array(z.number().int().positive()).min(1)),
+  streamReplicas: z.coerce.number().int().min(1).max(5).default(1),
+});
+export type DeliveryConfig = z.infer<typeof DeliveryConfigSchema>;
+
+const ENV: Record<keyof DeliveryConfig, string> = {
+  natsUrl: 'PETREL_NATS_URL',
+  runtimeConfigPath: 'PETREL_RUNTIME_CONFIG',
+  smarthost: 'PETREL_SMARTHOST',
+  hostname: 'PETREL_HOSTNAME',
+  concurrency: 'PETREL_DELIVERY_CONCURRENCY',
+  ackWaitMs: 'PETREL_ACK_WAIT_MS',
+  connectTimeoutMs: 'PETREL_CONNECT_TIMEOUT_MS',
+  retryDelaysMs: 'PETREL_RETRY_DELAYS_MS',
+  streamReplicas: 'PETREL_STREAM_REPLICAS',
+};
+
+export function deliveryConfigFromEnv(env: NodeJS.ProcessEnv): DeliveryConfig {
+  const raw = Object.fromEntries(Object.entries(ENV).map(([key, name]) => [key, env[name] || undefined]));
+  const result = DeliveryConfigSchema.safeParse(raw);
+  if (!result.success) {
+    const lines = result.error.issues.map(
+      (i) => `${ENV[i.path[0] as keyof DeliveryConfig] ?? i.path.join('.')}: ${i.message}`,
+    );
+    throw new Error(`invalid delivery configuration:\n${lines.join('\n')}`);
+  }
+  return Object.freeze(result.data);
+}

@@ -1,0 +1,3 @@
+export { type DeliveryConfig, DeliveryConfigSchema, deliveryConfigFromEnv } from './config.ts';
+export { type NextHop, nextHop } from './router.ts';
+export { DeliveryWorker, type WorkerDeps } from './worker.ts';

@@ -1,0 +1,60 @@
+// Composition root of the delivery worker: settings, NATS, runtime config, worker.
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
+import { DomainIndex, loadRuntimeConfig, watchRuntimeConfig } from '@petrel/config';
+import { ensureDeliveryConsumer, ensureStreams } from '@petrel/queue';
+import { createLogger } from '@petrel/telemetry';
+import { deliveryConfigFromEnv } from './config.ts';
+import { DeliveryWorker } from './worker.ts';
+
+const log = createLogger('delivery');
+
+async function main(): Promise<void> {
+  const config = deliveryConfigFromEnv(process.env);
+  let domains = new DomainIndex(await loadRuntimeConfig(config.runtimeConfigPath));
+  const watcher = watchRuntimeConfig(
+    config.runtimeConfigPath,
+    (next) => {
+      domains = new DomainIndex(next);
+      log.info({ generation: next.generation }, 'runtime config reloaded');
+    },
+    (error) => log.error({ err: error }, 'runtime config reload failed; keeping the previous one'),
+  );
+  const nc = await connect({
+    servers: config.natsUrl,
+    name: `petrel-delivery-${process.pid}`,
+    maxReconnectAttempts: -1,
+  });
+  const jsm = await jetstreamManager(nc);
+  await ensureStreams(jsm, { replicas: config.streamReplicas });
+  await ensureDeliveryConsumer(jsm, { ackWaitMs: config.ackWaitMs });
+  const worker = new DeliveryWorker({ js: jetstream(nc), log, domains: () => domains, config });
+  const running = worker.run();
+  log.info({ smarthost: config.smarthost, concurrency: config.concurrency }, 'delivery worker consuming');
+  process.send?.({ type: 'ready', component: 'delivery' });
+
+  let stopping = false;
+  const stop = async (signal: string): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal, inFlight: worker.inFlight }, 'delivery stopping');
+    await worker.stop(30_000);
+    await running.catch(() => undefined);
+    watcher.close();
+    await nc.drain().catch(() => nc.close());
+    log.info('delivery stopped');
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('disconnect', () => void stop('disconnect'));
+  running.catch((error: unknown) => {
+    log.fatal({ err: error }, 'consumer failed');
+    process.exit(1);
+  });
+}
+
+main().catch((error: unknown) => {
+  log.fatal({ err: error }, 'delivery failed to start');
+  process.exit(1);
+});

@@ -1,0 +1,134 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { freePort } from '@petrel/localenv';
+import { tempDir, trackProcessGroup, untrackProcessGroup } from './cleanup.ts';
+import type { After } from './servers.ts';
+import { waitFor } from './wait.ts';
+
+const PETREL_BIN = fileURLToPath(new URL('../../../services/cli/bin/petrel.js', import.meta.url));
+
+export interface PetrelDevOptions {
+  configDir: string;
+  /** Reused across restarts to test persistence; a fresh temporary one when absent. */
+  dataDir?: string;
+  smarthost?: string;
+  natsUrl?: string;
+  databaseUrl?: string;
+  smtpPort?: number;
+  httpPort?: number;
+  /** Extra environment for all components (e.g. PETREL_RETRY_DELAYS_MS). */
+  env?: Record<string, string>;
+  startTimeoutMs?: number;
+}
+
+export interface PetrelDev {
+  readonly smtpPort: number;
+  readonly httpPort: number;
+  readonly dataDir: string;
+  /** The process group of `petrel dev` and everything it started. */
+  readonly pgid: number;
+  /** stdout and stderr so far. */
+  output(): string;
+  /** Sends a signal to the supervisor and waits for the whole process group to be gone. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+  /** SIGKILL to the whole process group, as a crash of the machine's processes would. */
+  killGroup(): Promise<void>;
+}
+
+function groupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Runs the real `petrel dev` (the same entry point as `npx petrel dev`) in its own process
+ * group on free loopback ports, and waits for its "accepting mail" line.
+ */
+export async function startPetrelDev(after: After, options: PetrelDevOptions): Promise<PetrelDev> {
+  const dataDir = options.dataDir ?? (await tempDir('dev'));
+  const smtpPort = options.smtpPort ?? (await freePort());
+  const httpPort = options.httpPort ?? (await freePort());
+  const args = [
+    PETREL_BIN,
+    'dev',
+    '--config-dir',
+    options.configDir,
+    '--data-dir',
+    dataDir,
+    '--smtp-port',
+    String(smtpPort),
+    '--http-port',
+    String(httpPort),
+  ];
+  if (options.smarthost) args.push('--smarthost', options.smarthost);
+  if (options.natsUrl) args.push('--nats-url', options.natsUrl);
+  if (options.databaseUrl) args.push('--database-url', options.databaseUrl);
+  const child: ChildProcess = spawn(process.execPath, args, {
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...options.env },
+  });
+  const pgid = child.pid ?? 0;
+  trackProcessGroup(pgid);
+  let output = '';
+  child.stdout?.on('data', (c: Buffer) => {
+    output += c.toString();
+  });
+  child.stderr?.on('data', (c: Buffer) => {
+    output += c.toString();
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  let exitCode: number | null | undefined;
+  void exited.then((code) => {
+    exitCode = code;
+  });
+
+  const dev: PetrelDev = {
+    smtpPort,
+    httpPort,
+    dataDir,
+    pgid,
+    output: () => output,
+    async stop(signal = 'SIGTERM') {
+      if (exitCode === undefined) child.kill(signal);
+      const code = await exited;
+      await waitFor(() => !groupAlive(pgid), {
+        timeoutMs: 30_000,
+        message: 'petrel dev process group to exit',
+      });
+      untrackProcessGroup(pgid);
+      return code;
+    },
+    async killGroup() {
+      if (groupAlive(pgid)) process.kill(-pgid, 'SIGKILL');
+      await exited;
+      await waitFor(() => !groupAlive(pgid), {
+        timeoutMs: 30_000,
+        message: 'killed process group to be gone',
+      });
+      untrackProcessGroup(pgid);
+    },
+  };
+  after(async () => {
+    if (groupAlive(pgid)) await dev.killGroup();
+  });
+  await waitFor(
+    () => {
+      if (exitCode !== undefined)
+        throw new Error(`petrel dev exited (${exitCode}) before accepting mail:\n${output}`);
+      return output.includes('petrel: accepting mail');
+    },
+    {
+      timeoutMs: options.startTimeoutMs ?? 120_000,
+      intervalMs: 50,
+      message: `petrel dev to accept mail; output so far:\n${output}`,
+    },
+  ).catch((error: unknown) => {
+    throw new Error(`${error instanceof Error ? error.message : String(error)}\n${output}`, { cause: error });
+  });
+  return dev;
+}
