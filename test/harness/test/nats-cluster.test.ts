@@ -57,8 +57,18 @@ test('a 3-node cluster keeps an R3 stream writable and readable while a node is 
   });
   assert.equal(during, 100);
 
-  await jsm.consumers.add('R3', { durable_name: 'reader', ack_policy: AckPolicy.Explicit });
-  const consumer = await js.consumers.get('R3', 'reader');
+  // The killed node may also have led the JetStream meta group: API calls succeed again once it is re-elected.
+  await waitFor(() => jsm.consumers.add('R3', { durable_name: 'reader', ack_policy: AckPolicy.Explicit }), {
+    timeoutMs: 30_000,
+    intervalMs: 200,
+    message: 'consumer creation with a node down',
+  });
+  // A new R3 consumer elects its own leader among the two live nodes first.
+  const consumer = await waitFor(() => js.consumers.get('R3', 'reader'), {
+    timeoutMs: 30_000,
+    intervalMs: 200,
+    message: 'the consumer to have a leader',
+  });
   const seen = new Set<string>();
   await waitFor(
     async () => {
@@ -81,5 +91,9 @@ test('a 3-node cluster keeps an R3 stream writable and readable while a node is 
     { timeoutMs: 30_000, intervalMs: 200, message: 'the restarted node to be a current replica again' },
   );
   await publish(100);
-  assert.equal((await jsm.streams.info('R3')).state.messages, 101);
+  const after = await waitFor(async () => (await jsm.streams.info('R3')).state.messages, {
+    timeoutMs: 20_000,
+    message: 'stream info after the restart',
+  });
+  assert.equal(after, 101);
 });
