@@ -1,3 +1,4 @@
+export { settingsFromEnv } from './env.ts';
 export { ConfigError, ConfigErrorCode } from './errors.ts';
 export {
   API_GROUP,
@@ -13,6 +14,8 @@ export {
 } from './manifests.ts';
 export {
   DomainIndex,
+  type LiveDomains,
+  liveDomains,
   loadRuntimeConfig,
   parseRuntimeConfig,
   RUNTIME_CONFIG_VERSION,

@@ -122,3 +122,25 @@ export function watchRuntimeConfig(
     },
   };
 }
+
+/** The current domains of a running service: loaded once, then replaced on every valid reload. */
+export interface LiveDomains {
+  current(): DomainIndex;
+  close(): void;
+}
+
+export async function liveDomains(
+  path: string,
+  log: { info(fields: object, msg: string): void; error(fields: object, msg: string): void },
+): Promise<LiveDomains> {
+  let index = new DomainIndex(await loadRuntimeConfig(path));
+  const watcher = watchRuntimeConfig(
+    path,
+    (next) => {
+      index = new DomainIndex(next);
+      log.info({ generation: next.generation, domains: next.domains.length }, 'runtime config reloaded');
+    },
+    (error) => log.error({ err: error }, 'runtime config reload failed; keeping the previous one'),
+  );
+  return { current: () => index, close: () => watcher.close() };
+}

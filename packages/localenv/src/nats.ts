@@ -130,6 +130,8 @@ export interface NatsServerOptions {
 
 export interface NatsServerHandle {
   readonly name: string;
+  /** Config, log and JetStream store. */
+  readonly dir: string;
   readonly url: string;
   readonly port: number;
   readonly process: ManagedProcess;
@@ -177,6 +179,7 @@ export async function startNatsServer(options: NatsServerOptions): Promise<NatsS
   await proc.start();
   const handle: NatsServerHandle = {
     name: options.name,
+    dir: options.dir,
     url: `nats://${host}:${port}`,
     port,
     get process() {

@@ -58,6 +58,8 @@ export interface PostgresOptions {
 }
 
 export interface PostgresHandle {
+  /** Holds data/ and postgres.log. */
+  readonly dir: string;
   /** Connection URL of the `postgres` database as superuser `postgres` (trust auth on loopback). */
   readonly url: string;
   readonly port: number;
@@ -125,6 +127,7 @@ export async function startPostgres(options: PostgresOptions): Promise<PostgresH
   await proc.start();
   const urlFor = (database: string): string => `postgres://postgres@${host}:${port}/${database}`;
   return {
+    dir: options.dir,
     url: urlFor('postgres'),
     port,
     process: proc,

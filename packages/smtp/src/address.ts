@@ -47,6 +47,18 @@ export function parseMailbox(text: string): Mailbox | undefined {
   return { localPart, domain, address: text };
 }
 
+/** Index of the '>' that closes the path; a quoted local part may itself contain '>'. */
+function pathEnd(text: string): number {
+  let from = 1;
+  if (text[1] === '"') {
+    for (from = 2; from < text.length; from++) {
+      if (text[from] === '\\') from++;
+      else if (text[from] === '"') break;
+    }
+  }
+  return text.indexOf('>', from);
+}
+
 /**
  * Parses what follows "MAIL FROM:" or "RCPT TO:": `<path> [SP params]`. A space after the
  * colon is tolerated (common in clients, RFC 5321 §4.1.2 does not allow it).
@@ -54,7 +66,7 @@ export function parseMailbox(text: string): Mailbox | undefined {
 export function parsePathArgument(rest: string, allowNull: boolean): PathParseResult {
   const text = rest.replace(/^ /, '');
   if (!text.startsWith('<')) return { ok: false, reason: 'path must be enclosed in <>' };
-  const close = text.indexOf('>');
+  const close = pathEnd(text);
   if (close === -1) return { ok: false, reason: 'path must be enclosed in <>' };
   const inner = text.slice(1, close);
   let mailbox: Mailbox | undefined;

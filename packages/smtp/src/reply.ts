@@ -41,8 +41,9 @@ const ENHANCED = /^([245])\.(\d{1,3})\.(\d{1,3})(?: |$)/;
 export function parseReplyLines(lines: readonly string[]): Reply | undefined {
   const first = lines[0];
   if (first === undefined) return undefined;
+  // Three digits 2xx-5xx: Number() alone would also read e.g. "2e2" as 200.
+  if (!/^[2-5]\d\d$/.test(first.slice(0, 3))) return undefined;
   const code = Number(first.slice(0, 3));
-  if (!Number.isInteger(code) || code < 200 || code > 599) return undefined;
   let enhanced: string | undefined;
   const texts = lines.map((l) => l.slice(4));
   const m = ENHANCED.exec(texts[0] ?? '');

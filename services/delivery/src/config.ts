@@ -1,3 +1,4 @@
+import { settingsFromEnv } from '@petrel/config';
 import { z } from 'zod';
 
 const hostPort = z
@@ -41,13 +42,5 @@ const ENV: Record<keyof DeliveryConfig, string> = {
 };
 
 export function deliveryConfigFromEnv(env: NodeJS.ProcessEnv): DeliveryConfig {
-  const raw = Object.fromEntries(Object.entries(ENV).map(([key, name]) => [key, env[name] || undefined]));
-  const result = DeliveryConfigSchema.safeParse(raw);
-  if (!result.success) {
-    const lines = result.error.issues.map(
-      (i) => `${ENV[i.path[0] as keyof DeliveryConfig] ?? i.path.join('.')}: ${i.message}`,
-    );
-    throw new Error(`invalid delivery configuration:\n${lines.join('\n')}`);
-  }
-  return Object.freeze(result.data);
+  return settingsFromEnv('delivery', DeliveryConfigSchema, ENV, env);
 }

@@ -1,7 +1,7 @@
 // Composition root of the delivery worker: settings, NATS, runtime config, worker.
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
-import { DomainIndex, loadRuntimeConfig, watchRuntimeConfig } from '@petrel/config';
+import { liveDomains } from '@petrel/config';
 import { ensureDeliveryConsumer, ensureStreams } from '@petrel/queue';
 import { createLogger } from '@petrel/telemetry';
 import { deliveryConfigFromEnv } from './config.ts';
@@ -11,15 +11,8 @@ const log = createLogger('delivery');
 
 async function main(): Promise<void> {
   const config = deliveryConfigFromEnv(process.env);
-  let domains = new DomainIndex(await loadRuntimeConfig(config.runtimeConfigPath));
-  const watcher = watchRuntimeConfig(
-    config.runtimeConfigPath,
-    (next) => {
-      domains = new DomainIndex(next);
-      log.info({ generation: next.generation }, 'runtime config reloaded');
-    },
-    (error) => log.error({ err: error }, 'runtime config reload failed; keeping the previous one'),
-  );
+  const domains = await liveDomains(config.runtimeConfigPath, log);
+
   const nc = await connect({
     servers: config.natsUrl,
     name: `petrel-delivery-${process.pid}`,
@@ -28,7 +21,7 @@ async function main(): Promise<void> {
   const jsm = await jetstreamManager(nc);
   await ensureStreams(jsm, { replicas: config.streamReplicas });
   await ensureDeliveryConsumer(jsm, { ackWaitMs: config.ackWaitMs });
-  const worker = new DeliveryWorker({ js: jetstream(nc), log, domains: () => domains, config });
+  const worker = new DeliveryWorker({ js: jetstream(nc), log, domains: () => domains.current(), config });
   const running = worker.run();
   log.info({ smarthost: config.smarthost, concurrency: config.concurrency }, 'delivery worker consuming');
   process.send?.({ type: 'ready', component: 'delivery' });
@@ -40,7 +33,7 @@ async function main(): Promise<void> {
     log.info({ signal, inFlight: worker.inFlight }, 'delivery stopping');
     await worker.stop(30_000);
     await running.catch(() => undefined);
-    watcher.close();
+    domains.close();
     await nc.drain().catch(() => nc.close());
     log.info('delivery stopped');
     process.exit(0);

@@ -1,3 +1,4 @@
+import { settingsFromEnv } from '@petrel/config';
 import { z } from 'zod';
 
 /**
@@ -33,15 +34,6 @@ const ENV: Record<keyof IngressConfig, string> = {
   streamReplicas: 'PETREL_STREAM_REPLICAS',
 };
 
-/** Reads the config; every violation is listed, naming the environment variable. */
 export function ingressConfigFromEnv(env: NodeJS.ProcessEnv): IngressConfig {
-  const raw = Object.fromEntries(Object.entries(ENV).map(([key, name]) => [key, env[name] || undefined]));
-  const result = IngressConfigSchema.safeParse(raw);
-  if (!result.success) {
-    const lines = result.error.issues.map(
-      (i) => `${ENV[i.path[0] as keyof IngressConfig] ?? i.path.join('.')}: ${i.message}`,
-    );
-    throw new Error(`invalid ingress configuration:\n${lines.join('\n')}`);
-  }
-  return Object.freeze(result.data);
+  return settingsFromEnv('ingress', IngressConfigSchema, ENV, env);
 }

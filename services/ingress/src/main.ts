@@ -1,7 +1,7 @@
 // Composition root of the SMTP ingress: settings, NATS, runtime config, policy, listener.
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
-import { DomainIndex, loadRuntimeConfig, watchRuntimeConfig } from '@petrel/config';
+import { liveDomains } from '@petrel/config';
 import { ensureStreams } from '@petrel/queue';
 import { createLogger } from '@petrel/telemetry';
 import { Acceptor } from './acceptor.ts';
@@ -13,15 +13,7 @@ const log = createLogger('ingress');
 
 async function main(): Promise<void> {
   const config = ingressConfigFromEnv(process.env);
-  let domains = new DomainIndex(await loadRuntimeConfig(config.runtimeConfigPath));
-  const watcher = watchRuntimeConfig(
-    config.runtimeConfigPath,
-    (next) => {
-      domains = new DomainIndex(next);
-      log.info({ generation: next.generation, domains: next.domains.length }, 'runtime config reloaded');
-    },
-    (error) => log.error({ err: error }, 'runtime config reload failed; keeping the previous one'),
-  );
+  const domains = await liveDomains(config.runtimeConfigPath, log);
 
   const nc = await connect({
     servers: config.natsUrl,
@@ -30,7 +22,7 @@ async function main(): Promise<void> {
   });
   await ensureStreams(await jetstreamManager(nc), { replicas: config.streamReplicas });
   const js = jetstream(nc);
-  const policy = new RelayPolicy(() => domains);
+  const policy = new RelayPolicy(() => domains.current());
   const acceptor = new Acceptor(js, log, { publishTimeoutMs: config.publishTimeoutMs });
   const listener = new SmtpListener(
     {
@@ -46,7 +38,7 @@ async function main(): Promise<void> {
     },
   );
   const port = await listener.listen();
-  log.info({ port, domains: domains.config.domains.length }, 'ingress listening');
+  log.info({ port, domains: domains.current().config.domains.length }, 'ingress listening');
   process.send?.({ type: 'ready', component: 'ingress', port });
 
   let stopping = false;
@@ -56,7 +48,7 @@ async function main(): Promise<void> {
     log.info({ signal, sessions: listener.activeSessions }, 'ingress stopping');
     process.send?.({ type: 'stopping', component: 'ingress' });
     await listener.close(config.shutdownGraceMs);
-    watcher.close();
+    domains.close();
     await nc.drain().catch(() => nc.close());
     log.info('ingress stopped');
     process.exit(0);

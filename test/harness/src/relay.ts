@@ -116,19 +116,18 @@ export async function startPetrelDev(after: After, options: PetrelDevOptions): P
   after(async () => {
     if (groupAlive(pgid)) await dev.killGroup();
   });
-  await waitFor(
-    () => {
-      if (exitCode !== undefined)
-        throw new Error(`petrel dev exited (${exitCode}) before accepting mail:\n${output}`);
-      return output.includes('petrel: accepting mail');
-    },
-    {
-      timeoutMs: options.startTimeoutMs ?? 120_000,
-      intervalMs: 50,
-      message: `petrel dev to accept mail; output so far:\n${output}`,
-    },
+  const state = await waitFor(
+    () =>
+      exitCode !== undefined ? 'exited' : output.includes('petrel: accepting mail') ? 'ready' : undefined,
+    { timeoutMs: options.startTimeoutMs ?? 120_000, intervalMs: 50, message: 'petrel dev to accept mail' },
   ).catch((error: unknown) => {
-    throw new Error(`${error instanceof Error ? error.message : String(error)}\n${output}`, { cause: error });
+    throw new Error(`${error instanceof Error ? error.message : String(error)}; output so far:\n${output}`, {
+      cause: error,
+    });
   });
+  if (state === 'exited') {
+    untrackProcessGroup(pgid);
+    throw new Error(`petrel dev exited (${exitCode}) before accepting mail:\n${output}`);
+  }
   return dev;
 }

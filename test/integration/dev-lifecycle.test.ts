@@ -1,0 +1,47 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { startPetrelDev, waitFor } from '@petrel/test-harness';
+import { exampleConfigDir } from './fixtures.ts';
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  test(`petrel dev reports readiness and stops every component cleanly on ${signal}`, async (t) => {
+    const dev = await startPetrelDev(t.after.bind(t), { configDir: await exampleConfigDir() });
+    const ready = await waitFor(
+      async () => {
+        const res = await fetch(`http://127.0.0.1:${dev.httpPort}/readyz`);
+        return res.status === 200
+          ? ((await res.json()) as { components: { name: string; ready: boolean }[] })
+          : undefined;
+      },
+      { timeoutMs: 10_000, message: '/readyz to answer 200' },
+    );
+    assert.deepEqual(ready.components.map((c) => c.name).sort(), ['delivery', 'ingress']);
+
+    const code = await dev.stop(signal);
+    assert.equal(code, 0, dev.output());
+    const lines = dev
+      .output()
+      .split('\n')
+      .filter((l) => l.startsWith('petrel: '));
+    assert.match(lines[0] ?? '', /^petrel: accepting mail on smtp:\/\/127\.0\.0\.1:\d+/);
+    assert.deepEqual(lines.slice(1), [
+      'petrel: ingress stopped',
+      'petrel: delivery stopped',
+      'petrel: nats-server stopped',
+      'petrel: postgres stopped',
+    ]);
+  });
+}
+
+test('petrel dev refuses an invalid config directory with a message naming the file and the field', async (t) => {
+  const configDir = await exampleConfigDir();
+  const { writeFile } = await import('node:fs/promises');
+  await writeFile(
+    `${configDir}/broken.yaml`,
+    'apiVersion: petrel.dev/v1alpha1\nkind: MailDomain\nmetadata: {name: x}\nspec: {domain: "no"}\n',
+  );
+  await assert.rejects(
+    startPetrelDev(t.after.bind(t), { configDir }),
+    /broken\.yaml#1: invalid MailDomain[\s\S]*fully qualified/,
+  );
+});
