@@ -4,7 +4,7 @@ import { DataDecoder, dotStuff } from '@petrel/smtp';
 
 const line = `${'x'.repeat(70)}\r\n`;
 const body = Buffer.from(
-  `Subject: bench\r\n\r\n${line.repeat(Math.ceil(4096 / line.length))}`.slice(0, 4096 - 2) + '\r\n',
+  `${`Subject: bench\r\n\r\n${line.repeat(Math.ceil(4096 / line.length))}`.slice(0, 4096 - 2)}\r\n`,
 );
 const wire = dotStuff(body);
 const chunks: Buffer[] = [];

@@ -135,11 +135,18 @@ export class SmtpClient {
 
   async #readReply(): Promise<Reply> {
     const lines: string[] = [];
-    const timer = setTimeout(() => this.#socket.destroy(), this.#timeoutMs);
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      this.#socket.destroy();
+    }, this.#timeoutMs);
     try {
       for (;;) {
         const next = await this.#reader.nextLine(MAX_REPLY_LINE);
         if (next.kind === 'eof') {
+          if (timedOut) {
+            throw new SmtpClientError(SmtpClientErrorCode.Timeout, `no reply within ${this.#timeoutMs} ms`);
+          }
           throw new SmtpClientError(
             SmtpClientErrorCode.ConnectionLost,
             'connection closed while waiting for a reply',
@@ -226,7 +233,9 @@ export class SmtpClient {
       return { accepted: [], rejected, mailReply, dataReply: undefined };
     }
     if (accepted.length === 0 || dataStart === undefined) {
-      if (accepted.length === 0 && !this.extensions.has('PIPELINING')) await this.#command('RSET');
+      // The accepted MAIL opened a transaction on the server: close it, unless the pipelined
+      // path above already did (dataStart cleared after its RSET).
+      if (!this.extensions.has('PIPELINING') || dataStart !== undefined) await this.#command('RSET');
       return { accepted: [], rejected, mailReply, dataReply: undefined };
     }
     if (dataStart.code !== 354) {

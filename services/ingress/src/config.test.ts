@@ -3,7 +3,10 @@ import { test } from 'node:test';
 import { ingressConfigFromEnv } from './config.ts';
 
 test('ingress settings come from PETREL_* variables with defaults, frozen', () => {
-  const config = ingressConfigFromEnv({ PETREL_NATS_URL: 'nats://127.0.0.1:4222', PETREL_RUNTIME_CONFIG: '/x.json' });
+  const config = ingressConfigFromEnv({
+    PETREL_NATS_URL: 'nats://127.0.0.1:4222',
+    PETREL_RUNTIME_CONFIG: '/x.json',
+  });
   assert.equal(config.smtpPort, 25);
   assert.equal(config.publishTimeoutMs, 10_000);
   assert.ok(Object.isFrozen(config));
