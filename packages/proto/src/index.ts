@@ -12,6 +12,7 @@ export {
   BodyType,
   type ClientInfo,
   ClientInfoSchema,
+  DeliverByMode,
   DsnReturn,
   type Envelope,
   EnvelopeSchema,

@@ -74,3 +74,75 @@ test('dotStuff appends CRLF when the message lacks a final line end', () => {
   assert.equal(dotStuff(Buffer.from('a\r\n.b')).toString(), 'a\r\n..b\r\n.\r\n');
   assert.equal(dotStuff(Buffer.from('.')).toString(), '..\r\n.\r\n');
 });
+
+/** Deterministic PRNG (mulberry32) so a failure names a reproducible seed. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const ALPHABET = Buffer.from('\r\n.\r\n.ab\r\n');
+
+test('the indexOf decoder agrees with the octet-by-octet reference on random input and splits', async () => {
+  const { ReferenceDecoder } = await import('../test/data-reference.ts');
+  for (let seed = 1; seed <= 20_000; seed++) {
+    const rand = prng(seed);
+    const length = Math.floor(rand() * 40);
+    const wire = Buffer.alloc(length);
+    for (let i = 0; i < length; i++) wire[i] = ALPHABET[Math.floor(rand() * ALPHABET.length)] as number;
+    const splits = [Math.floor(rand() * (length + 1)), Math.floor(rand() * (length + 1))].sort(
+      (x, y) => x - y,
+    );
+    const maxLineLength = 1 + Math.floor(rand() * 4);
+    const fast = new DataDecoder({ maxSize: 1 << 20, maxLineLength });
+    const slow = new ReferenceDecoder({ maxSize: 1 << 20, maxLineLength });
+    let fastUsed = 0;
+    let slowUsed = 0;
+    let start = 0;
+    for (const end of [...splits, length]) {
+      const chunk = wire.subarray(start, end);
+      if (!fast.done) fastUsed += fast.push(chunk);
+      if (!slow.done) slowUsed += slow.push(chunk);
+      start = end;
+    }
+    const what = `seed ${seed}: ${JSON.stringify(wire.toString())} split ${splits}`;
+    assert.equal(fast.done, slow.done, what);
+    assert.equal(fastUsed, slowUsed, what);
+    assert.deepEqual(fast.problems, slow.problems, what);
+    if (fast.done) assert.deepEqual(fast.body(), slow.body(), what);
+  }
+});
+
+test('normalize turns bare CR and bare LF into CRLF, and a bare-LF dot still does not end the data', () => {
+  const wire = Buffer.from('a\nb\rc\r\n.\nd\r\n.\r\nQUIT\r\n');
+  for (let a = 0; a <= wire.length; a++) {
+    const decoder = new DataDecoder({ maxSize: 1 << 20, bareLineEndings: 'normalize' });
+    let used = decoder.push(wire.subarray(0, a));
+    if (!decoder.done) used += decoder.push(wire.subarray(a));
+    assert.ok(decoder.done, `split ${a}`);
+    assert.equal(used, wire.length - 'QUIT\r\n'.length, `split ${a}`);
+    assert.equal(decoder.body().toString(), 'a\r\nb\r\nc\r\n\r\nd\r\n', `split ${a}`);
+    assert.ok(decoder.problems.bareLf && decoder.problems.bareCr);
+  }
+});
+
+test('BDAT mode keeps dots, never ends by itself, and still checks lines unless BINARYMIME', () => {
+  const chunk = Buffer.from('.a\r\n.\r\nb\nc\r');
+  const bdat = new DataDecoder({ maxSize: 1 << 20, dotStuffed: false });
+  assert.equal(bdat.push(chunk), chunk.length);
+  assert.equal(bdat.push(Buffer.from('\n')), 1);
+  assert.equal(bdat.done, false);
+  assert.equal(bdat.body().toString(), '.a\r\n.\r\nb\nc\r\n');
+  assert.ok(bdat.problems.bareLf);
+  assert.equal(bdat.problems.bareCr, false, 'a CR at a chunk end followed by LF is a CRLF');
+  const binary = new DataDecoder({ maxSize: 1 << 20, dotStuffed: false, checkLines: false });
+  binary.push(Buffer.from([0, 10, 13, 0x2e, 10]));
+  assert.deepEqual(binary.problems, { oversized: false, bareLf: false, bareCr: false, longLine: false });
+  assert.equal(binary.size, 5);
+});

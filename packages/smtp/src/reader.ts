@@ -28,7 +28,12 @@ export class InputReader {
   #skipping = false;
   #wake: (() => void) | undefined;
   readonly #highWaterMark: number;
+  /** Called each time the reader is about to wait for the peer (the session flushes replies). */
+  beforeWait: (() => void) | undefined;
+  /** Called with the number of octets of every chunk that arrives (timeouts, slow-drip checks). */
+  onBytes: ((n: number) => void) | undefined;
   readonly #onData = (chunk: Buffer): void => {
+    this.onBytes?.(chunk.length);
     this.#chunks.push(chunk);
     this.#length += chunk.length;
     if (this.#length > this.#highWaterMark && !this.#paused) {
@@ -52,6 +57,7 @@ export class InputReader {
     this.detach();
     this.#socket = socket;
     this.#ended = false;
+    this.#paused = false;
     socket.on('data', this.#onData);
     socket.on('end', this.#onEnd);
     socket.on('close', this.#onEnd);
@@ -90,6 +96,9 @@ export class InputReader {
   async #more(): Promise<boolean> {
     if (this.#ended) return false;
     this.#resumeIfDrained();
+    this.beforeWait?.();
+    // The hook may have ended the input (e.g. a write error).
+    if (this.#ended) return false;
     await new Promise<void>((resolve) => {
       this.#wake = resolve;
     });
@@ -136,6 +145,53 @@ export class InputReader {
         }
       }
       if (!(await this.#more())) return { kind: 'eof' };
+    }
+  }
+
+  /**
+   * Reads a header that precedes the protocol (PROXY): `parse` is called with everything buffered
+   * until it returns a result other than need-more; the consumed octets are removed.
+   */
+  async readPrefix<T extends { kind: string; consumed?: number }>(
+    parse: (buffer: Buffer) => T,
+  ): Promise<T | undefined> {
+    for (;;) {
+      if (this.#length > 0) {
+        const joined = this.#chunks.length === 1 ? (this.#chunks[0] as Buffer) : Buffer.concat(this.#chunks);
+        this.#chunks = [joined];
+        const result = parse(joined);
+        if (result.kind !== 'need-more') {
+          if (result.consumed !== undefined) this.#take(result.consumed);
+          return result;
+        }
+      }
+      if (!(await this.#more())) return undefined;
+    }
+  }
+
+  /** Passes exactly n octets (BDAT chunk, RFC 3030) to sink as they arrive. */
+  async readExact(n: number, sink: (chunk: Buffer) => void): Promise<'done' | 'eof'> {
+    let left = n;
+    for (;;) {
+      while (left > 0 && this.#chunks.length > 0) {
+        const chunk = this.#chunks.shift() as Buffer;
+        if (chunk.length <= left) {
+          this.#length -= chunk.length;
+          left -= chunk.length;
+          sink(chunk);
+        } else {
+          sink(chunk.subarray(0, left));
+          const rest = chunk.subarray(left);
+          this.#chunks.unshift(rest);
+          this.#length -= left;
+          left = 0;
+        }
+      }
+      if (left === 0) {
+        this.#resumeIfDrained();
+        return 'done';
+      }
+      if (!(await this.#more())) return 'eof';
     }
   }
 

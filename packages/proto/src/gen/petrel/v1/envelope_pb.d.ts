@@ -255,6 +255,18 @@ export declare type Envelope = Message<"petrel.v1.Envelope"> & {
     value: ObjectRef;
     case: "object";
   } | { case: undefined; value?: undefined };
+
+  /**
+   * RFC 2852 by-mode and trace flag, with deliver_by.
+   *
+   * @generated from field: petrel.v1.DeliverByMode deliver_by_mode = 18;
+   */
+  deliverByMode: DeliverByMode;
+
+  /**
+   * @generated from field: bool deliver_by_trace = 19;
+   */
+  deliverByTrace: boolean;
 };
 
 /**
@@ -321,4 +333,35 @@ export enum DsnReturn {
  * Describes the enum petrel.v1.DsnReturn.
  */
 export declare const DsnReturnSchema: GenEnum<DsnReturn>;
+
+/**
+ * RFC 2852 by-mode: what happens when the deadline passes.
+ *
+ * @generated from enum petrel.v1.DeliverByMode
+ */
+export enum DeliverByMode {
+  /**
+   * @generated from enum value: DELIVER_BY_MODE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * R: return (bounce) the message if it was not delivered in time.
+   *
+   * @generated from enum value: DELIVER_BY_MODE_RETURN = 1;
+   */
+  RETURN = 1,
+
+  /**
+   * N: notify the sender (delay DSN) and keep trying.
+   *
+   * @generated from enum value: DELIVER_BY_MODE_NOTIFY = 2;
+   */
+  NOTIFY = 2,
+}
+
+/**
+ * Describes the enum petrel.v1.DeliverByMode.
+ */
+export declare const DeliverByModeSchema: GenEnum<DeliverByMode>;
 
