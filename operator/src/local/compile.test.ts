@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { ConfigError } from '@petrel/config';
-import { compileDirectory } from './compile.ts';
+import { ConfigError, DomainIndex, parseRuntimeConfig } from '@petrel/config';
+import { compileDirectory, writeRuntimeConfig } from './compile.ts';
 
 async function withDir(files: Record<string, string>, fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'petrel-compile-'));
@@ -44,7 +44,12 @@ test('compiles the minimal MailDomain form of the architecture brief', async () 
         source: 'default/example-org',
         domain: 'example.org',
         inboundRoutes: [{ host: 'mailstore.example.internal', port: 25, protocol: 'smtp' }],
-        users: [{ name: 'app@example.org', allowedSenders: ['*@example.org'] }],
+        users: [{ name: 'app@example.org', password: 'change-me', allowedSenders: ['*@example.org'] }],
+        inbound: {
+          checks: { spf: true, dkim: true, dmarc: true, arc: true, dmarcReject: true },
+          greylisting: { enabled: false, delaySeconds: 300, expireSeconds: 36 * 3600 },
+          tarpit: { enabled: false, delayMs: 2000 },
+        },
       },
     ]);
   });
@@ -71,10 +76,112 @@ kind: ConfigMap
       assert.ok(error instanceof ConfigError);
       assert.equal(error.code, 'PETREL_ERR_INVALID_MANIFEST');
       assert.match(error.message, /a\.yaml#1: invalid MailDomain:[\s\S]*fully qualified domain name/);
-      assert.match(error.message, /a\.yaml#2: user u: Secret missing not found/);
+      assert.match(error.message, /a\.yaml#2: MailDomain nosecret: user u: Secret missing not found/);
       assert.match(error.message, /a\.yaml#3: unsupported kind "ConfigMap"/);
       assert.match(error.message, /c\.yaml#1: domain example\.org is already declared in b\.yml#1/);
       return true;
     });
   });
+});
+
+const tuned = `apiVersion: petrel.dev/v1alpha1
+kind: MailDomain
+metadata: {name: tuned, namespace: mail}
+spec:
+  domain: tuned.example
+  inbound:
+    checks: {arc: false, dmarcReject: false}
+    greylisting: {enabled: true, expireHours: 2}
+    tarpit: {enabled: true, delayMs: 50}
+  submission:
+    users:
+      - name: bot@tuned.example
+        passwordSecretRef: {name: tuned-smtp, key: bot}
+        allowedSenders: ["bot@tuned.example"]
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: tuned-smtp}
+data: {bot: "czNjcjN0IHcwcmQ="}
+`;
+
+test('fills inbound defaults, converts hours to seconds and decodes base64 Secret data', async () => {
+  await withDir({ 'tuned.yaml': tuned }, async (dir) => {
+    const config = await compileDirectory(dir, 1);
+    const domain = config.domains[0];
+    assert.equal(domain?.source, 'mail/tuned');
+    assert.deepEqual(domain?.inbound, {
+      checks: { spf: true, dkim: true, dmarc: true, arc: false, dmarcReject: false },
+      greylisting: { enabled: true, delaySeconds: 300, expireSeconds: 7200 },
+      tarpit: { enabled: true, delayMs: 50 },
+    });
+    assert.deepEqual(domain?.users, [
+      { name: 'bot@tuned.example', password: 's3cr3t w0rd', allowedSenders: ['bot@tuned.example'] },
+    ]);
+    const index = new DomainIndex(config);
+    assert.equal(index.user('bot@tuned.example')?.domain.domain, 'tuned.example');
+    assert.equal(index.user('bot@tuned.example')?.user.password, 's3cr3t w0rd');
+    assert.equal(index.user('nobody@tuned.example'), undefined);
+    assert.equal(index.managed('TUNED.example')?.domain, 'tuned.example');
+  });
+});
+
+test('stringData wins over data for the same key, as in Kubernetes', async () => {
+  const both = tuned.replace(
+    'data: {bot: "czNjcjN0IHcwcmQ="}',
+    'data: {bot: "b2xk"}\nstringData: {bot: new}',
+  );
+  await withDir({ 'tuned.yaml': both }, async (dir) => {
+    const config = await compileDirectory(dir, 1);
+    assert.equal(config.domains[0]?.users[0]?.password, 'new');
+  });
+});
+
+test('a missing Secret key names the MailDomain, the Secret and the key', async () => {
+  const noKey = tuned.replace('data: {bot: "czNjcjN0IHcwcmQ="}', 'data: {other: "eA=="}');
+  await withDir({ 'tuned.yaml': noKey }, async (dir) => {
+    await assert.rejects(compileDirectory(dir, 1), (error: unknown) => {
+      assert.ok(error instanceof ConfigError);
+      assert.match(
+        error.message,
+        /MailDomain tuned: user bot@tuned\.example: Secret tuned-smtp has no key bot/,
+      );
+      return true;
+    });
+  });
+});
+
+test('a user name declared in two domains is refused', async () => {
+  const twin = minimal
+    .replace('name: example-org}', 'name: example-net}')
+    .replace('domain: Example.ORG', 'domain: example.net');
+  await withDir({ 'a.yaml': minimal, 'b.yaml': twin.split('---')[0] ?? '' }, async (dir) => {
+    await assert.rejects(compileDirectory(dir, 1), (error: unknown) => {
+      assert.ok(error instanceof ConfigError);
+      assert.match(
+        error.message,
+        /b\.yaml#1: MailDomain example-net: user app@example\.org: user name is already declared in a\.yaml#1/,
+      );
+      return true;
+    });
+  });
+});
+
+test('writeRuntimeConfig writes a loadable file readable by its owner only', async () => {
+  await withDir({ 'example.yaml': minimal }, async (dir) => {
+    const config = await compileDirectory(dir, 3);
+    const path = join(dir, 'runtime.json');
+    await writeFile(`${path}.${process.pid}.tmp`, 'stale', { mode: 0o644 });
+    await writeRuntimeConfig(path, config);
+    assert.equal((await stat(path)).mode & 0o777, 0o600);
+    const loaded = parseRuntimeConfig(JSON.parse(await readFile(path, 'utf8')), path);
+    assert.deepEqual(loaded, config);
+  });
+});
+
+test('the examples/local directory compiles', async () => {
+  const config = await compileDirectory(new URL('../../../examples/local', import.meta.url).pathname, 1);
+  const index = new DomainIndex(config);
+  assert.ok(index.managed('example.org'));
+  assert.equal(index.user('app@example.org')?.user.password, 'change-me');
 });

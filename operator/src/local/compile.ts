@@ -1,13 +1,15 @@
-import { readdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { chmod, readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import {
   ConfigError,
   ConfigErrorCode,
+  InboundSchema,
   type MailDomain,
   MailDomainSchema,
   RUNTIME_CONFIG_VERSION,
   type RuntimeConfig,
   RuntimeConfigSchema,
+  type RuntimeInbound,
   type Secret,
   SecretSchema,
 } from '@petrel/config';
@@ -73,18 +75,31 @@ export async function compileDirectory(dir: string, generation: number): Promise
   }
 
   const seen = new Map<string, string>();
+  const userSeen = new Map<string, string>();
+  const passwords = new Map<MailDomain, Map<string, string>>();
   for (const { value, where } of domains) {
     const other = seen.get(value.spec.domain);
     if (other !== undefined)
       problems.push(`${where}: domain ${value.spec.domain} is already declared in ${other}`);
     seen.set(value.spec.domain, where);
+    const resolved = new Map<string, string>();
+    passwords.set(value, resolved);
     for (const user of value.spec.submission?.users ?? []) {
+      const label = `${where}: MailDomain ${value.metadata.name}: user ${user.name}`;
+      const otherUser = userSeen.get(user.name);
+      if (otherUser !== undefined) problems.push(`${label}: user name is already declared in ${otherUser}`);
+      userSeen.set(user.name, where);
       const ref = user.passwordSecretRef;
       const secret = secrets.get(ref.name);
+      const password = secret === undefined ? undefined : secretValue(secret, ref.key);
       if (secret === undefined) {
-        problems.push(`${where}: user ${user.name}: Secret ${ref.name} not found`);
-      } else if (secret.stringData?.[ref.key] === undefined && secret.data?.[ref.key] === undefined) {
-        problems.push(`${where}: user ${user.name}: Secret ${ref.name} has no key ${ref.key}`);
+        problems.push(`${label}: Secret ${ref.name} not found`);
+      } else if (password === undefined) {
+        problems.push(`${label}: Secret ${ref.name} has no key ${ref.key}`);
+      } else if (password === '') {
+        problems.push(`${label}: Secret ${ref.name} key ${ref.key} is empty`);
+      } else {
+        resolved.set(user.name, password);
       }
     }
   }
@@ -104,15 +119,44 @@ export async function compileDirectory(dir: string, generation: number): Promise
       inboundRoutes: value.spec.inbound?.routes ?? [],
       users: (value.spec.submission?.users ?? []).map((u) => ({
         name: u.name,
+        password: passwords.get(value)?.get(u.name),
         allowedSenders: u.allowedSenders,
       })),
+      inbound: runtimeInbound(value),
     })),
   });
 }
 
-/** Writes the runtime config atomically (readers never see a half-written file). */
+/** A Secret's value as Kubernetes resolves it: stringData wins over base64 data. */
+function secretValue(secret: Secret, key: string): string | undefined {
+  const text = secret.stringData?.[key];
+  if (text !== undefined) return text;
+  const encoded = secret.data?.[key];
+  return encoded === undefined ? undefined : Buffer.from(encoded, 'base64').toString('utf8');
+}
+
+/** The inbound settings of a domain with every default filled in. */
+function runtimeInbound(domain: MailDomain): RuntimeInbound {
+  const inbound = InboundSchema.parse(domain.spec.inbound ?? {});
+  return {
+    checks: inbound.checks,
+    greylisting: {
+      enabled: inbound.greylisting.enabled,
+      delaySeconds: inbound.greylisting.delaySeconds,
+      expireSeconds: inbound.greylisting.expireHours * 3600,
+    },
+    tarpit: inbound.tarpit,
+  };
+}
+
+/**
+ * Writes the runtime config atomically (readers never see a half-written file), readable by its
+ * owner only: it holds the submission passwords.
+ */
 export async function writeRuntimeConfig(path: string, config: RuntimeConfig): Promise<void> {
   const staging = `${path}.${process.pid}.tmp`;
   await writeFile(staging, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 });
+  // The mode of writeFile applies only to a new file; a stale staging file keeps its own.
+  await chmod(staging, 0o600);
   await rename(staging, path);
 }

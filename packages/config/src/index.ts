@@ -3,7 +3,10 @@ export { ConfigError, ConfigErrorCode } from './errors.ts';
 export {
   API_GROUP,
   API_VERSION,
+  GreylistingSchema,
+  InboundChecksSchema,
   InboundRouteSchema,
+  InboundSchema,
   type MailDomain,
   MailDomainSchema,
   MailDomainSpecSchema,
@@ -11,6 +14,7 @@ export {
   SecretKeyRefSchema,
   SecretSchema,
   SubmissionUserSchema,
+  TarpitSchema,
 } from './manifests.ts';
 export {
   DomainIndex,
@@ -22,5 +26,10 @@ export {
   type RuntimeConfig,
   RuntimeConfigSchema,
   type RuntimeDomain,
+  RuntimeDomainSchema,
+  type RuntimeInbound,
+  RuntimeInboundSchema,
+  type RuntimeUser,
+  RuntimeUserSchema,
   watchRuntimeConfig,
 } from './runtime.ts';

@@ -40,9 +40,45 @@ export const SubmissionUserSchema = z.strictObject({
   allowedSenders: z.array(z.string().min(1)).min(1),
 });
 
+/** Which authentication checks run on inbound mail (RFC 7208 SPF, RFC 6376 DKIM, RFC 7489 DMARC, RFC 8617 ARC). */
+export const InboundChecksSchema = z.strictObject({
+  spf: z.boolean().default(true),
+  dkim: z.boolean().default(true),
+  dmarc: z.boolean().default(true),
+  arc: z.boolean().default(true),
+  /** Honour a DMARC p=reject policy with a 550 (otherwise the result is only recorded). */
+  dmarcReject: z.boolean().default(true),
+});
+
+export const GreylistingSchema = z.strictObject({
+  enabled: z.boolean().default(false),
+  /** How long a new (client, sender, recipient) triplet is deferred. */
+  delaySeconds: z.number().int().min(1).max(86_400).default(300),
+  /** How long a triplet that has passed is remembered. */
+  expireHours: z
+    .number()
+    .int()
+    .min(1)
+    .max(24 * 90)
+    .default(36),
+});
+
+export const TarpitSchema = z.strictObject({
+  enabled: z.boolean().default(false),
+  /** Delay before each RCPT reply to unauthenticated clients. */
+  delayMs: z.number().int().min(0).max(60_000).default(2000),
+});
+
+export const InboundSchema = z.strictObject({
+  routes: z.array(InboundRouteSchema).default([]),
+  checks: InboundChecksSchema.default(InboundChecksSchema.parse({})),
+  greylisting: GreylistingSchema.default(GreylistingSchema.parse({})),
+  tarpit: TarpitSchema.default(TarpitSchema.parse({})),
+});
+
 export const MailDomainSpecSchema = z.strictObject({
   domain: domainName,
-  inbound: z.strictObject({ routes: z.array(InboundRouteSchema).default([]) }).optional(),
+  inbound: InboundSchema.optional(),
   submission: z.strictObject({ users: z.array(SubmissionUserSchema).default([]) }).optional(),
 });
 

@@ -19,7 +19,25 @@ export const RuntimeRouteSchema = z.strictObject({
 
 export const RuntimeUserSchema = z.strictObject({
   name: z.string().min(1),
+  /** Resolved from the referenced Secret at compile time; hence the file is mode 0600. */
+  password: z.string().min(1),
   allowedSenders: z.array(z.string()),
+});
+
+export const RuntimeInboundSchema = z.strictObject({
+  checks: z.strictObject({
+    spf: z.boolean(),
+    dkim: z.boolean(),
+    dmarc: z.boolean(),
+    arc: z.boolean(),
+    dmarcReject: z.boolean(),
+  }),
+  greylisting: z.strictObject({
+    enabled: z.boolean(),
+    delaySeconds: z.number().int().positive(),
+    expireSeconds: z.number().int().positive(),
+  }),
+  tarpit: z.strictObject({ enabled: z.boolean(), delayMs: z.number().int().nonnegative() }),
 });
 
 export const RuntimeDomainSchema = z.strictObject({
@@ -28,6 +46,7 @@ export const RuntimeDomainSchema = z.strictObject({
   domain: z.string().min(1),
   inboundRoutes: z.array(RuntimeRouteSchema),
   users: z.array(RuntimeUserSchema),
+  inbound: RuntimeInboundSchema,
 });
 
 export const RuntimeConfigSchema = z.strictObject({
@@ -38,6 +57,8 @@ export const RuntimeConfigSchema = z.strictObject({
 });
 export type RuntimeConfig = z.infer<typeof RuntimeConfigSchema>;
 export type RuntimeDomain = z.infer<typeof RuntimeDomainSchema>;
+export type RuntimeUser = z.infer<typeof RuntimeUserSchema>;
+export type RuntimeInbound = z.infer<typeof RuntimeInboundSchema>;
 
 function deepFreeze<T>(value: T): T {
   if (value !== null && typeof value === 'object') {
@@ -82,15 +103,24 @@ export async function loadRuntimeConfig(path: string): Promise<RuntimeConfig> {
 export class DomainIndex {
   readonly config: RuntimeConfig;
   readonly #byDomain: Map<string, RuntimeDomain>;
+  readonly #byUser: Map<string, { domain: RuntimeDomain; user: RuntimeUser }>;
 
   constructor(config: RuntimeConfig) {
     this.config = config;
     this.#byDomain = new Map(config.domains.map((d) => [d.domain, d]));
+    this.#byUser = new Map(
+      config.domains.flatMap((domain) => domain.users.map((user) => [user.name, { domain, user }])),
+    );
   }
 
-  /** The managed domain for an (already lower-cased, validated) domain name, if any. */
+  /** The managed domain for a domain name (compared case-insensitively), if any. */
   managed(domain: string): RuntimeDomain | undefined {
-    return this.#byDomain.get(domain);
+    return this.#byDomain.get(domain.toLowerCase());
+  }
+
+  /** A submission user by exact name (names are unique across domains; compile enforces it). */
+  user(name: string): { domain: RuntimeDomain; user: RuntimeUser } | undefined {
+    return this.#byUser.get(name);
   }
 }
 

@@ -1,15 +1,30 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { type PathArgument, parseDomain, parseMailbox, parsePathArgument } from './address.ts';
+import {
+  type PathArgument,
+  parseDomain,
+  parseMailbox,
+  parseMailboxWithReason,
+  parsePathArgument,
+} from './address.ts';
 
-function parsed(rest: string, allowNull = false): PathArgument {
-  const result = parsePathArgument(rest, allowNull);
+const plainFlags = {
+  sourceRoute: false,
+  domainLiteral: false,
+  trailingDot: false,
+  quoted: false,
+  mappedDomain: false,
+};
+const utf8 = { utf8: true };
+
+function parsed(rest: string, allowNull = false, options = {}): PathArgument {
+  const result = parsePathArgument(rest, allowNull, options);
   assert.ok(result.ok, `expected ${JSON.stringify(rest)} to parse: ${result.ok ? '' : result.reason}`);
   return result.value;
 }
 
-function refused(rest: string, allowNull = false): string {
-  const result = parsePathArgument(rest, allowNull);
+function refused(rest: string, allowNull = false, options = {}): string {
+  const result = parsePathArgument(rest, allowNull, options);
   assert.equal(result.ok, false, `expected ${JSON.stringify(rest)} to be refused`);
   return result.ok ? '' : result.reason;
 }
@@ -48,15 +63,17 @@ test('parseMailbox splits local part and domain, keeping the received form', () 
     localPart: 'John.Doe+tag',
     domain: 'example.com',
     address: 'John.Doe+tag@Example.COM',
+    ...plainFlags,
   });
   assert.deepEqual(parseMailbox("o'neil!#$%&*/=?^_`{|}~-@x.example")?.localPart, "o'neil!#$%&*/=?^_`{|}~-");
-  // RFC 6531: UTF-8 local part and internationalised domain.
-  assert.deepEqual(parseMailbox('δοκιμή@Παράδειγμα.δοκιμή'), {
+  // RFC 6531: UTF-8 local part and internationalised domain (as its A-label) with SMTPUTF8.
+  assert.deepEqual(parseMailbox('δοκιμή@Παράδειγμα.δοκιμή', utf8), {
     localPart: 'δοκιμή',
-    domain: 'παράδειγμα.δοκιμή',
+    domain: 'xn--hxajbheg2az3al.xn--jxalpdlp',
     address: 'δοκιμή@Παράδειγμα.δοκιμή',
+    ...plainFlags,
   });
-  assert.equal(parseMailbox('用户@例子.广告')?.localPart, '用户');
+  assert.equal(parseMailbox('用户@例子.广告', utf8)?.localPart, '用户');
   // Quoted local parts: spaces, escaped quote and backslash, and an '@' inside the quotes.
   assert.equal(parseMailbox('"john doe"@example.com')?.localPart, '"john doe"');
   assert.equal(parseMailbox('"a\\"b\\\\c"@example.com')?.localPart, '"a\\"b\\\\c"');
@@ -64,6 +81,8 @@ test('parseMailbox splits local part and domain, keeping the received form', () 
     localPart: '"a@b"',
     domain: 'example.com',
     address: '"a@b"@example.com',
+    ...plainFlags,
+    quoted: true,
   });
   assert.equal(parseMailbox(`${'a'.repeat(64)}@example.com`)?.localPart, 'a'.repeat(64));
 });
@@ -105,7 +124,10 @@ test('parsePathArgument: plain path, tolerated space after the colon', () => {
   assert.equal(plain.params.size, 0);
   assert.equal(parsed(' <user@example.com>').mailbox?.address, 'user@example.com');
   assert.equal(parsed('<"john doe"@example.com>').mailbox?.localPart, '"john doe"');
-  assert.equal(parsed('<δοκιμή@bücher.example> SMTPUTF8').mailbox?.domain, 'bücher.example');
+  assert.equal(
+    parsed('<δοκιμή@bücher.example> SMTPUTF8', false, utf8).mailbox?.domain,
+    'xn--bcher-kva.example',
+  );
 });
 
 test('parsePathArgument: a quoted local part may contain ">"', () => {
@@ -176,6 +198,91 @@ test('parsePathArgument: missing brackets, bad mailbox and garbage after the pat
   assert.match(refused('<user@example.com>garbage'), /garbage after path/);
   assert.match(refused('<user@example.com>>'), /garbage after path/);
   assert.match(refused('<>x', true), /garbage after path/);
-  // Source routes (RFC 5321 §4.1.2, obsolete) are not a relay's business.
-  assert.match(refused('<@relay.example:user@example.com>'), /invalid mailbox/);
+  // Malformed source routes are syntax errors (well-formed ones are flagged, see below).
+  assert.match(refused('<@relay.example user@example.com>'), /invalid (mailbox|source route)/);
+  assert.match(refused('<@:user@example.com>'), /invalid (mailbox|source route)/);
+  assert.match(refused('<@a.example;@b.example:user@example.com>'), /invalid (mailbox|source route)/);
+});
+
+test('recognises forms policy must refuse, flagged rather than syntax errors', () => {
+  const route = parsed('<@a.example,@b.example:user@c.example>').mailbox;
+  assert.deepEqual(route, {
+    localPart: 'user',
+    domain: 'c.example',
+    address: 'user@c.example',
+    ...plainFlags,
+    sourceRoute: true,
+  });
+  assert.equal(parsed('<@a.example:"x>y"@c.example> SIZE=1').mailbox?.localPart, '"x>y"');
+
+  const v4 = parsed('<user@[192.0.2.1]>').mailbox;
+  assert.equal(v4?.domain, '[192.0.2.1]');
+  assert.equal(v4?.domainLiteral, true);
+  const v6 = parsed('<user@[IPv6:2001:db8::1]>').mailbox;
+  assert.equal(v6?.domain.toLowerCase(), '[ipv6:2001:db8::1]');
+  assert.equal(v6?.domainLiteral, true);
+  assert.match(refused('<user@[300.0.0.1]>'), /invalid/);
+  // Anything bracketed that parses is a literal, flagged for policy to refuse.
+  assert.equal(
+    parsePathArgument('<user@[2001:db8::1]>', false).ok
+      ? parsed('<user@[2001:db8::1]>').mailbox?.domainLiteral
+      : true,
+    true,
+  );
+  assert.match(refused('<user@[]>'), /invalid/);
+  assert.match(refused('<user@[IPv6:nonsense]>'), /invalid/);
+
+  const dot = parsed('<user@Example.ORG.>').mailbox;
+  assert.equal(dot?.domain, 'example.org');
+  assert.equal(dot?.trailingDot, true);
+  assert.match(refused('<user@example.org..>'), /invalid mailbox/);
+
+  assert.equal(parsed('<"john doe"@example.org>').mailbox?.quoted, true);
+  assert.equal(parsed('<john@example.org>').mailbox?.quoted, false);
+});
+
+test('non-ASCII addresses only with SMTPUTF8; IDN domains become A-labels', () => {
+  assert.match(refused('<δοκιμή@example.org>'), /non-ASCII address requires SMTPUTF8/);
+  assert.match(refused('<user@bücher.example>'), /non-ASCII address requires SMTPUTF8/);
+  const idn = parsed('<Δοκιμή@BÜCHER.example>', false, utf8).mailbox;
+  assert.equal(idn?.domain, 'xn--bcher-kva.example');
+  assert.equal(idn?.address, 'Δοκιμή@BÜCHER.example');
+  assert.equal(idn?.localPart, 'Δοκιμή');
+  // A look-alike (Cyrillic а) is a different domain, not example.org.
+  assert.equal(parsed('<user@ex\u0430mple.org>', false, utf8).mailbox?.domain, 'xn--exmple-4nf.org');
+  // IDNA refuses a zero-width joiner outside a permitted context.
+  assert.match(refused('<user@a\u200db.example>', false, utf8), /invalid/);
+});
+
+test('control characters and NUL are refused', () => {
+  for (const bad of [
+    '<us\u0000er@example.org>',
+    '<user@exam\u0001ple.org>',
+    '<"a\u007fb"@example.org>',
+    '<u\u0085@example.org>',
+  ]) {
+    assert.equal(parsePathArgument(bad, false, utf8).ok, false, JSON.stringify(bad));
+  }
+  assert.match(refused('<us\u0000er@example.org>', false, utf8), /control characters/);
+});
+
+test('RFC 5321 §4.5.3.1 size limits count UTF-8 octets', () => {
+  assert.ok(parsed(`<${'a'.repeat(64)}@example.org>`).mailbox);
+  assert.match(refused(`<${'a'.repeat(65)}@example.org>`), /local part/);
+  // 32 two-octet characters fill the 64 octets; one more is too many.
+  assert.ok(parsed(`<${'é'.repeat(32)}@example.org>`, false, utf8).mailbox);
+  assert.match(refused(`<${'é'.repeat(33)}@example.org>`, false, utf8), /local part/);
+  // Quoted local parts are limited too (quotes included).
+  assert.ok(parsed(`<"${'a'.repeat(62)}"@example.org>`).mailbox);
+  assert.match(refused(`<"${'a'.repeat(63)}"@example.org>`), /local part/);
+  // Domain: 255 octets.
+  const label = 'a'.repeat(63);
+  const long = `${label}.${label}.${label}.${label}.example`; // 263 octets
+  const tooLong = parseMailboxWithReason(`u@${long}`);
+  assert.match(tooLong.ok ? '' : tooLong.reason, /domain/);
+  assert.match(refused(`<u@${long}>`), /path/);
+  // Path: 256 octets including the brackets.
+  const domain = `${label}.${label}.${label}.${'b'.repeat(54)}`; // 246 octets
+  assert.ok(parsed(`<${'u'.repeat(7)}@${domain}>`).mailbox); // 7 + 1 + 246 + 2 = 256
+  assert.match(refused(`<${'u'.repeat(8)}@${domain}>`), /path/);
 });

@@ -1,9 +1,14 @@
 export {
+  AddressLimit,
+  type AddressOptions,
+  AddressProblem,
   type Mailbox,
+  type MailboxParseResult,
   type PathArgument,
   type PathParseResult,
   parseDomain,
   parseMailbox,
+  parseMailboxWithReason,
   parsePathArgument,
 } from './address.ts';
 export {

@@ -1,12 +1,53 @@
+import { domainToASCII } from 'node:url';
 import type { DomainIndex } from '@petrel/config';
-import { Enhanced, type Recipient, type Reply, ReplyCode, reply } from '@petrel/smtp';
+import { Enhanced, type Mailbox, type Reply, ReplyCode, reply } from '@petrel/smtp';
+
+/** What the policy needs of a session: who (if anyone) authenticated. */
+export interface PolicySession {
+  readonly auth?: { readonly identity: string } | undefined;
+}
 
 const relayDenied = reply(ReplyCode.MailboxUnavailable, Enhanced.NotAuthorized, 'Relaying denied');
+const formRefused = reply(ReplyCode.MailboxUnavailable, Enhanced.NotAuthorized, 'Address form not accepted');
+const senderRefused = reply(
+  ReplyCode.MailboxNameNotAllowed,
+  Enhanced.NotAuthorized,
+  'Sender address not allowed for this user',
+);
 
 /**
- * Relay policy of the MX listener (port-25 semantics): an unauthenticated client may only send
- * to the managed domains; no network is trusted, loopback included. A recipient elsewhere is
- * always a permanent refusal (5xx), never a 4xx that would invite retries.
+ * '%' and '!' are the old percent-hack and UUCP routing characters; '@' can only appear quoted.
+ * A downstream MTA may still interpret them as a route, so they are never relayed.
+ */
+const ROUTING_CHARACTERS = /[%!@]/;
+
+/** Forms that could reach another place than the domain named (RFC 5321 §3.6.1, §4.1.3, §C). */
+function routingForm(mailbox: Mailbox): boolean {
+  return (
+    mailbox.sourceRoute ||
+    mailbox.domainLiteral ||
+    mailbox.trailingDot ||
+    // IDNA would fold the name onto another one (full-width letters or dots): a look-alike.
+    mailbox.mappedDomain ||
+    ROUTING_CHARACTERS.test(mailbox.localPart)
+  );
+}
+
+/** Does an allowedSenders pattern ('*@domain' or 'local@domain') cover the mailbox? */
+function senderMatches(pattern: string, mailbox: Mailbox): boolean {
+  const at = pattern.lastIndexOf('@');
+  if (at <= 0) return false;
+  const local = pattern.slice(0, at);
+  const domain = domainToASCII(pattern.slice(at + 1)) || pattern.slice(at + 1).toLowerCase();
+  if (domain !== mailbox.domain) return false;
+  return local === '*' || local === mailbox.localPart;
+}
+
+/**
+ * Relay and sender policy. An unauthenticated client may only send to the managed domains; no
+ * network is trusted, loopback included. An authenticated user may relay anywhere, but only
+ * from the addresses its allowedSenders lists. Refusals are always permanent (5xx), never a 4xx
+ * that would invite retries; routing forms are refused whoever asks.
  */
 export class RelayPolicy {
   readonly #domains: () => DomainIndex;
@@ -15,7 +56,19 @@ export class RelayPolicy {
     this.#domains = domains;
   }
 
-  checkRecipient(recipient: Recipient): Reply | undefined {
-    return this.#domains().managed(recipient.mailbox.domain) === undefined ? relayDenied : undefined;
+  checkSender(session: PolicySession, mailbox: Mailbox | undefined): Reply | undefined {
+    if (session.auth === undefined) return undefined;
+    // A null sender would let a user send mail that bounces nowhere, under no allowed address.
+    if (mailbox === undefined || routingForm(mailbox)) return senderRefused;
+    const entry = this.#domains().user(session.auth.identity);
+    if (entry === undefined) return senderRefused;
+    return entry.user.allowedSenders.some((p) => senderMatches(p, mailbox)) ? undefined : senderRefused;
+  }
+
+  checkRecipient(session: PolicySession, recipient: { readonly mailbox: Mailbox }): Reply | undefined {
+    const { mailbox } = recipient;
+    if (routingForm(mailbox)) return formRefused;
+    if (session.auth !== undefined) return undefined;
+    return this.#domains().managed(mailbox.domain) === undefined ? relayDenied : undefined;
   }
 }
