@@ -185,7 +185,8 @@ function parseMailboxDomain(text: string, utf8: boolean): DomainResult {
     mapped ||= converted.mapped;
     ascii.push(converted.ascii);
   }
-  const domain = mapped ? (trailingDot ? text.slice(0, -1) : text).toLowerCase() : ascii.join('.');
+  // A look-alike keeps its non-ASCII characters (a trailing '。' too), so it equals no ASCII name.
+  const domain = mapped ? (text.endsWith('.') ? text.slice(0, -1) : text).toLowerCase() : ascii.join('.');
   if (octets(domain) > AddressLimit.domainOctets) {
     return fail(AddressProblem.TooLong, 'domain longer than 255 octets');
   }

@@ -133,6 +133,7 @@ const SCRAM_NONCE_BYTES = 18;
 /** Longer than any address (RFC 5321 §4.5.3.1.3: 256 octets path) with room for odd user names. */
 const MAX_USERNAME = 512;
 
+/** Default for SaslOptions.scramSaltKey: stable for the life of the process only. */
 const PROCESS_SALT_KEY = randomBytes(32);
 
 const pbkdf2Async = promisify(pbkdf2);

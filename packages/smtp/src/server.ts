@@ -749,6 +749,7 @@ export class ServerSession {
           mechanism,
           identity: step.identity,
           reason: step.reason,
+          detail: step.detail,
           delay,
         });
         if (delay > 0) {
