@@ -5,13 +5,27 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/install.sh
 
-# Real SMTP peers from Debian's packages.
-if ! command -v swaks >/dev/null 2>&1; then
-  echo "petrel: installing swaks (apt-get)" >&2
+# Real SMTP peers (swaks) and a real DNS server for the SPF/DKIM/DMARC tests (dnsmasq, which
+# lives in /usr/sbin) from Debian's packages.
+apt_missing=()
+command -v swaks >/dev/null 2>&1 || apt_missing+=(swaks)
+command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ] || apt_missing+=(dnsmasq-base)
+if [ "${#apt_missing[@]}" -gt 0 ]; then
+  echo "petrel: installing ${apt_missing[*]} (apt-get)" >&2
   sudo_cmd=""
   [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
   $sudo_cmd apt-get update -qq >&2
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq swaks >&2
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${apt_missing[@]}" >&2
+fi
+# Postfix as a real relaying client (test/harness/src/postfix.ts runs private instances), with
+# Cyrus SASL client mechanisms; the system instance the package starts is stopped again.
+if [ ! -x /usr/sbin/postfix ] || ! ls /usr/lib/*/sasl2/libplain.so >/dev/null 2>&1; then
+  echo "petrel: installing postfix libsasl2-modules (apt-get)" >&2
+  sudo_cmd=""
+  [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq postfix libsasl2-modules >&2
+  if $sudo_cmd postfix status >/dev/null 2>&1; then $sudo_cmd postfix stop >&2; fi
 fi
 # Build (or find) nats-server once, before test files run in parallel.
 node scripts/prepare-tools.ts

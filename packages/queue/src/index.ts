@@ -1,7 +1,16 @@
 export { decodeEnvelope, decodeEvent, encodeEnvelope, encodeEvent, newEnvelope, newEvent } from './codec.ts';
+export {
+  loadBody,
+  type PublishMessageInput,
+  publishMessage,
+  QueueError,
+  QueueErrorCode,
+} from './message.ts';
 export { newMessageId } from './message-id.ts';
 export { publishEntry, publishEvent } from './publisher.ts';
 export {
+  BODIES_MAX_AGE_MS,
+  BUCKET_BODIES,
   CONSUMER_DELIVERY,
   type DeliveryConsumerOptions,
   deliveryConsumerConfig,

@@ -10,11 +10,16 @@ import {
   StorageType,
   type StreamConfig,
 } from '@nats-io/jetstream';
+import { Objm } from '@nats-io/obj';
 import { EVENTS_SUBJECT_PREFIX, OUTBOUND_SUBJECT_PREFIX } from './subjects.ts';
 
 export const STREAM_OUTBOUND = 'PETREL_OUTBOUND';
 export const STREAM_EVENTS = 'PETREL_EVENTS';
 export const CONSUMER_DELIVERY = 'delivery';
+/** Object store bucket holding bodies too large to travel inline in a queue entry (see message.ts). */
+export const BUCKET_BODIES = 'PETREL_BODIES';
+/** Longer than any entry stays queued, so a body outlives every entry that refers to it. */
+export const BODIES_MAX_AGE_MS = 14 * 24 * 3600 * 1000;
 
 const NANOS_PER_MS = 1_000_000;
 
@@ -35,6 +40,8 @@ export function outboundStreamConfig(options: StreamOptions): Partial<StreamConf
     discard: DiscardPolicy.New,
     // Window in which a re-published entry with the same Nats-Msg-Id is dropped as a duplicate.
     duplicate_window: 2 * 60 * 1000 * NANOS_PER_MS,
+    // The entries of one message (one per domain) are published as one atomic batch (nats-server 2.12).
+    allow_atomic: true,
   };
 }
 
@@ -80,10 +87,16 @@ async function ensureStream(jsm: JetStreamManager, config: Partial<StreamConfig>
   }
 }
 
-/** Creates or updates the streams; idempotent, safe from several processes at once. */
+/** Creates or updates the streams and the bodies bucket; idempotent, safe from several processes at once. */
 export async function ensureStreams(jsm: JetStreamManager, options: StreamOptions): Promise<void> {
   await ensureStream(jsm, outboundStreamConfig(options));
   await ensureStream(jsm, eventsStreamConfig(options));
+  // Creates the bucket, or opens it unchanged when it exists.
+  await new Objm(jsm.jetstream()).create(BUCKET_BODIES, {
+    storage: StorageType.File,
+    replicas: options.replicas,
+    ttl: BODIES_MAX_AGE_MS * NANOS_PER_MS,
+  });
 }
 
 /** Creates the durable delivery consumer or brings its settings up to date (owned by the delivery workers). */

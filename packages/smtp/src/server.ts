@@ -82,6 +82,8 @@ export interface Transaction {
 /** Authentication: credentials plus the throttle that slows down and locks out guessing. */
 export interface AuthHandler {
   readonly credentials: SaslCredentials;
+  /** Key of the per-user SCRAM salt; the same on every replica keeps a user's salt stable. */
+  readonly scramSaltKey?: Buffer;
   /** Before an exchange: a reply (e.g. 454 4.7.0 while locked out) refuses it. */
   check?(session: SessionInfo, username: string | undefined): Reply | undefined;
   /** After a failed exchange: milliseconds to wait before the failure reply. */
@@ -724,6 +726,7 @@ export class ServerSession {
     const exchange = createSaslExchange(mechanism, {
       credentials: auth.credentials,
       hostname: this.#options.hostname,
+      ...(auth.scramSaltKey === undefined ? {} : { scramSaltKey: auth.scramSaltKey }),
     });
     let step = await exchange.start(initialData);
     for (;;) {

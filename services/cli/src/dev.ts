@@ -21,7 +21,10 @@ export interface DevOptions {
   configDir: string;
   dataDir: string;
   smtpPort: number;
+  submissionPort: number;
+  smtpsPort: number;
   httpPort: number;
+  dnsServer?: string;
   smarthost?: string;
   natsUrl?: string;
   databaseUrl?: string;
@@ -111,6 +114,7 @@ export async function runDev(options: DevOptions): Promise<number> {
       PETREL_DATABASE_URL: databaseUrl,
       PETREL_RUNTIME_CONFIG: runtimeConfigPath,
       PETREL_HOSTNAME: process.env['PETREL_HOSTNAME'] ?? 'localhost',
+      ...(options.dnsServer ? { PETREL_DNS_SERVERS: options.dnsServer } : {}),
     };
     const start = (name: string, extra: Record<string, string>): Promise<Component> => {
       const log = openSync(join(logDir, `${name}.log`), 'a');
@@ -137,7 +141,17 @@ export async function runDev(options: DevOptions): Promise<number> {
     };
 
     await start('delivery', options.smarthost ? { PETREL_SMARTHOST: options.smarthost } : {});
-    await start('ingress', { PETREL_SMTP_HOST: '127.0.0.1', PETREL_SMTP_PORT: String(options.smtpPort) });
+    await start('ingress', {
+      PETREL_SMTP_HOST: '127.0.0.1',
+      PETREL_SMTP_PORT: String(options.smtpPort),
+      PETREL_SUBMISSION_PORT: String(options.submissionPort),
+      PETREL_SMTPS_PORT: String(options.smtpsPort),
+      // The supervisor serves health for the whole relay; the ingress's own endpoint is for pods.
+      PETREL_HEALTH_PORT: 'off',
+      // Local mode: a self-signed certificate when the data dir has none (issue #3).
+      PETREL_TLS_DIR: join(dataDir, 'tls'),
+      PETREL_TLS_SELF_SIGNED: 'true',
+    });
 
     const http = createServer((req, res) => {
       const ready = !stopping && components.every((c) => c.ready && c.child.exitCode === null);
@@ -161,6 +175,8 @@ export async function runDev(options: DevOptions): Promise<number> {
 
     say(
       `accepting mail on smtp://127.0.0.1:${options.smtpPort}` +
+        `, submission smtp://127.0.0.1:${options.submissionPort} (STARTTLS+AUTH)` +
+        `, smtps://127.0.0.1:${options.smtpsPort}` +
         ` (health http://127.0.0.1:${options.httpPort}/readyz, data ${dataDir}` +
         `${options.smarthost ? `, smarthost ${options.smarthost}` : ''})`,
     );

@@ -22,8 +22,11 @@ program
   .option('--config-dir <dir>', 'MailDomain / Secret manifests, watched for changes', './examples/local')
   .option('--data-dir <dir>', 'queue and database files; a restart with the same dir resumes', './.petrel')
   .option('--smtp-port <n>', 'MX listener, port-25 semantics', port, 2525)
+  .option('--submission-port <n>', 'submission listener, port-587 semantics (STARTTLS + AUTH)', port, 2587)
+  .option('--smtps-port <n>', 'implicit-TLS listener, port-465 semantics (AUTH)', port, 2465)
   .option('--http-port <n>', 'health endpoints', port, 8025)
   .option('--smarthost <host:port>', 'deliver every message there instead of routing', hostPort)
+  .option('--dns-server <host:port>', "resolve through this DNS server instead of the system's", hostPort)
   .option('--nats-url <url>', 'use this NATS server (JetStream enabled) instead of starting one')
   .option('--database-url <url>', 'use this Postgres instead of starting one')
   .action(async (options) => {

@@ -4,6 +4,7 @@ import { create, type Envelope, EventKind, SmtpReplySchema, timestampFromDate } 
 import {
   CONSUMER_DELIVERY,
   decodeEnvelope,
+  loadBody,
   newEvent,
   publishEntry,
   publishEvent,
@@ -132,7 +133,12 @@ export class DeliveryWorker {
       remoteAddress: '',
     });
     if (hop.lmtp) return fail('LMTP next hops arrive with the delivery issue');
-    if (envelope.content.case !== 'raw') return fail('message body in the object store is not supported yet');
+    let body: Buffer;
+    try {
+      body = await loadBody(this.#deps.js, envelope);
+    } catch (error) {
+      return fail(error instanceof Error ? error.message : String(error));
+    }
     let client: SmtpClient;
     try {
       client = await SmtpClient.connect({
@@ -146,14 +152,7 @@ export class DeliveryWorker {
       return fail(error instanceof Error ? error.message : String(error), e?.reply);
     }
     try {
-      const result = await client.send(
-        { from: envelope.sender, to: recipients },
-        Buffer.from(
-          envelope.content.value.buffer,
-          envelope.content.value.byteOffset,
-          envelope.content.value.byteLength,
-        ),
-      );
+      const result = await client.send({ from: envelope.sender, to: recipients }, body);
       const outcome: Outcome = {
         delivered: [],
         deferred: [],

@@ -1,81 +1,135 @@
-import type { JetStreamClient } from '@nats-io/jetstream';
-import { BodyType, timestampFromDate } from '@petrel/proto';
-import { newEnvelope, newMessageId, publishEntry } from '@petrel/queue';
+import { BodyType, DeliverByMode, DsnReturn, type Envelope, timestampFromDate } from '@petrel/proto';
+import { newEnvelope, newMessageId } from '@petrel/queue';
 import { Enhanced, type Reply, ReplyCode, reply, type SessionInfo, type Transaction } from '@petrel/smtp';
-import { type Logger, traceContextOf, tracer } from '@petrel/telemetry';
+import { type Logger, traceContextOf, tracer, type W3CTraceContext } from '@petrel/telemetry';
 
-export interface AcceptorOptions {
-  publishTimeoutMs: number;
+/**
+ * Makes one accepted message durable: every per-domain entry stored, or none (see
+ * docs/queue.md). Resolves only once the queue acknowledged; rejects otherwise.
+ */
+export interface MessageWriter {
+  write(messageId: string, envelopes: readonly Envelope[], body: Buffer): Promise<void>;
+}
+
+export interface AcceptOptions {
+  /** Trace header fields (Received, Authentication-Results) prepended to the message. */
+  readonly prefix?: string;
+  /** MailDomain of an authenticated sender (DKIM signing, per-tenant limits). */
+  readonly senderDomain?: string;
 }
 
 const BODY_TYPES: Record<string, BodyType> = {
   '7BIT': BodyType.BODY_TYPE_7BIT,
   '8BITMIME': BodyType.BODY_TYPE_8BITMIME,
+  BINARYMIME: BodyType.BODY_TYPE_BINARYMIME,
 };
+
+const queueUnavailable = reply(
+  ReplyCode.LocalError,
+  Enhanced.MailSystemTemp,
+  'Queue unavailable, try again later',
+);
 
 /**
  * Turns an accepted transaction into queue entries, one per destination domain (recipients
- * grouped), and answers the final dot: 250 only once JetStream acknowledged every entry, 451
- * otherwise (the client retries; entries already stored are dropped as duplicates only within
- * the same message id, see docs/architecture.md on at-least-once).
+ * grouped, with their DSN parameters), and answers the final dot / BDAT LAST: 250 with the
+ * message id only once the queue acknowledged every entry, 451 4.3.0 otherwise.
  */
 export class Acceptor {
-  readonly #js: JetStreamClient;
+  readonly #writer: MessageWriter;
   readonly #log: Logger;
-  readonly #options: AcceptorOptions;
 
-  constructor(js: JetStreamClient, log: Logger, options: AcceptorOptions) {
-    this.#js = js;
+  constructor(writer: MessageWriter, log: Logger) {
+    this.#writer = writer;
     this.#log = log;
-    this.#options = options;
   }
 
-  async accept(session: SessionInfo, tx: Transaction, body: Buffer): Promise<Reply> {
+  envelopes(
+    messageId: string,
+    session: SessionInfo,
+    tx: Transaction,
+    size: number,
+    options: AcceptOptions & { trace?: W3CTraceContext } = {},
+  ): Envelope[] {
+    const byDomain = new Map<string, Transaction['recipients']>();
+    for (const r of tx.recipients) {
+      const list = byDomain.get(r.mailbox.domain) ?? [];
+      list.push(r);
+      byDomain.set(r.mailbox.domain, list);
+    }
+    const now = new Date();
+    const receivedAt = timestampFromDate(now);
+    const p = tx.parameters;
+    const by = p.deliverBy;
+    return [...byDomain].map(([domain, recipients]) =>
+      newEnvelope({
+        messageId,
+        sender: tx.sender?.address ?? '',
+        recipients: recipients.map((r) => ({
+          address: r.mailbox.address,
+          orcpt: r.dsn.orcpt ?? '',
+          notify: [...r.dsn.notify],
+        })),
+        destinationDomain: domain,
+        receivedAt,
+        client: {
+          remoteAddress: session.remoteAddress,
+          remotePort: session.remotePort,
+          helo: session.helo ?? '',
+          tlsProtocol: session.tls?.protocol ?? '',
+          tlsCipher: session.tls?.cipher ?? '',
+          authIdentity: session.auth?.identity ?? '',
+        },
+        size: BigInt(size),
+        ...(options.trace === undefined ? {} : { trace: options.trace }),
+        bodyType: BODY_TYPES[tx.bodyType] ?? BodyType.BODY_TYPE_7BIT,
+        smtputf8: tx.smtputf8,
+        dsnReturn:
+          p.ret === 'FULL' ? DsnReturn.FULL : p.ret === 'HDRS' ? DsnReturn.HEADERS : DsnReturn.UNSPECIFIED,
+        dsnEnvid: p.envid ?? '',
+        requireTls: p.requireTls,
+        ...(by === undefined
+          ? {}
+          : {
+              deliverBy: timestampFromDate(new Date(now.getTime() + by.seconds * 1000)),
+              deliverByMode: by.mode === 'R' ? DeliverByMode.RETURN : DeliverByMode.NOTIFY,
+              deliverByTrace: by.trace,
+            }),
+        senderDomain: options.senderDomain ?? '',
+      }),
+    );
+  }
+
+  async accept(
+    session: SessionInfo,
+    tx: Transaction,
+    body: Buffer,
+    options: AcceptOptions = {},
+  ): Promise<Reply> {
     const messageId = newMessageId();
     return await tracer.startActiveSpan('smtp.accept', async (span) => {
       span.setAttribute('petrel.message_id', messageId);
-      const byDomain = new Map<string, string[]>();
-      for (const r of tx.recipients) {
-        const list = byDomain.get(r.mailbox.domain) ?? [];
-        list.push(r.mailbox.address);
-        byDomain.set(r.mailbox.domain, list);
-      }
-      const receivedAt = timestampFromDate(new Date());
-      const trace = traceContextOf(span);
+      const message = options.prefix ? Buffer.concat([Buffer.from(options.prefix), body]) : body;
+      const envelopes = this.envelopes(messageId, session, tx, message.length, {
+        ...options,
+        trace: traceContextOf(span),
+      });
       try {
-        await Promise.all(
-          [...byDomain].map(([domain, recipients]) =>
-            publishEntry(
-              this.#js,
-              newEnvelope({
-                messageId,
-                sender: tx.sender?.address ?? '',
-                recipients: recipients.map((address) => ({ address })),
-                destinationDomain: domain,
-                receivedAt,
-                client: {
-                  remoteAddress: session.remoteAddress,
-                  remotePort: session.remotePort,
-                  helo: session.helo ?? '',
-                },
-                trace,
-                size: BigInt(body.length),
-                bodyType: BODY_TYPES[tx.bodyType] ?? BodyType.BODY_TYPE_7BIT,
-                smtputf8: tx.smtputf8,
-                content: { case: 'raw', value: body },
-              }),
-              { timeoutMs: this.#options.publishTimeoutMs },
-            ),
-          ),
-        );
+        await this.#writer.write(messageId, envelopes, message);
       } catch (error) {
         this.#log.warn({ err: error, messageId, session: session.id }, 'queue publish failed; answering 451');
         span.recordException(error instanceof Error ? error : new Error(String(error)));
         span.end();
-        return reply(ReplyCode.LocalError, Enhanced.MailSystemTemp, 'Queue unavailable, try again later');
+        return queueUnavailable;
       }
       this.#log.info(
-        { messageId, session: session.id, recipients: tx.recipients.length, size: body.length },
+        {
+          messageId,
+          session: session.id,
+          recipients: tx.recipients.length,
+          domains: envelopes.length,
+          size: message.length,
+        },
         'message queued',
       );
       span.end();

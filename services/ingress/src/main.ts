@@ -1,20 +1,48 @@
-// Composition root of the SMTP ingress: settings, NATS, runtime config, policy, listener.
+// Composition root of the SMTP ingress: settings, NATS, runtime config, certificates, policy,
+// limits, inbound checks, the three listeners and the health endpoint.
+import { createServer as createHttpServer } from 'node:http';
+import { BlockList } from 'node:net';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
 import { connect } from '@nats-io/transport-node';
 import { liveDomains } from '@petrel/config';
-import { ensureStreams } from '@petrel/queue';
+import { DnsResolver } from '@petrel/dns';
+import { ensureStreams, publishMessage } from '@petrel/queue';
+import { ListenerMode } from '@petrel/smtp';
 import { createLogger } from '@petrel/telemetry';
 import { Acceptor } from './acceptor.ts';
+import { CertificateStore } from './certificates.ts';
 import { ingressConfigFromEnv } from './config.ts';
+import { Greylist } from './greylist.ts';
+import { InboundChecks } from './inbound/index.ts';
+import { AuthThrottle, ConnectionLimiter } from './limits.ts';
 import { SmtpListener } from './listener.ts';
 import { RelayPolicy } from './policy.ts';
+import { ingressHandler } from './sessions.ts';
 
 const log = createLogger('ingress');
+
+function blockList(cidrs: readonly string[]): BlockList | undefined {
+  if (cidrs.length === 0) return undefined;
+  const list = new BlockList();
+  for (const cidr of cidrs) {
+    const [address = '', prefix = ''] = cidr.split('/');
+    list.addSubnet(address, Number(prefix), address.includes(':') ? 'ipv6' : 'ipv4');
+  }
+  return list;
+}
 
 async function main(): Promise<void> {
   const config = ingressConfigFromEnv(process.env);
   const domains = await liveDomains(config.runtimeConfigPath, log);
-
+  const certificates = await CertificateStore.open({
+    dir: config.tlsDir,
+    hostname: config.hostname,
+    selfSigned: config.tlsSelfSigned,
+    names: domains.current().config.domains.map((d) => d.domain),
+    log,
+    watch: true,
+  });
   const nc = await connect({
     servers: config.natsUrl,
     name: `petrel-ingress-${process.pid}`,
@@ -22,33 +50,101 @@ async function main(): Promise<void> {
   });
   await ensureStreams(await jetstreamManager(nc), { replicas: config.streamReplicas });
   const js = jetstream(nc);
-  const policy = new RelayPolicy(() => domains.current());
-  const acceptor = new Acceptor(js, log, { publishTimeoutMs: config.publishTimeoutMs });
-  const listener = new SmtpListener(
+  const greylistKv = await new Kvm(nc).create('petrel_greylist', {
+    replicas: config.streamReplicas,
+    ttl: 7 * 24 * 3600 * 1000,
+  });
+  const resolver = new DnsResolver({
+    servers: config.dnsServers === '' ? undefined : config.dnsServers.split(','),
+  });
+  const acceptor = new Acceptor(
     {
-      rcptTo: (_session, _tx, recipient) => policy.checkRecipient(recipient),
-      message: (session, tx, body) => acceptor.accept(session, tx, body),
+      write: (messageId, envelopes, body) =>
+        publishMessage(js, nc, { messageId, envelopes, body, timeoutMs: config.publishTimeoutMs }),
     },
     log,
-    {
-      host: config.smtpHost,
-      port: config.smtpPort,
-      hostname: config.hostname,
-      maxMessageSize: config.maxMessageSize,
-    },
   );
-  const port = await listener.listen();
-  log.info({ port, domains: domains.current().config.domains.length }, 'ingress listening');
-  process.send?.({ type: 'ready', component: 'ingress', port });
+  const handler = ingressHandler({
+    hostname: config.hostname,
+    domains: () => domains.current(),
+    policy: new RelayPolicy(() => domains.current()),
+    connections: new ConnectionLimiter({
+      maxTotal: config.maxConnections,
+      maxPerAddress: config.maxConnectionsPerAddress,
+    }),
+    authThrottle: new AuthThrottle({}),
+    acceptor,
+    inbound: new InboundChecks({ resolver, hostname: config.hostname }),
+    greylist: new Greylist(greylistKv, { log }),
+    etrnNetworks: blockList(config.etrnNetworks),
+    receivedAuthIdentity: config.receivedAuthIdentity,
+    log,
+  });
+  const common = {
+    host: config.smtpHost,
+    hostname: config.hostname,
+    maxMessageSize: config.maxMessageSize,
+    maxRecipients: config.maxRecipients,
+    maxErrors: config.maxErrors,
+    maxCommands: config.maxCommands,
+    idleTimeoutMs: config.idleTimeoutMs,
+    dataTimeoutMs: config.dataTimeoutMs,
+    minDataRate: config.minDataRate,
+    bareLineEndings: config.bareLineEndings,
+    tls: () => certificates.tlsOptions(),
+  };
+  const listeners: { mode: ListenerMode; listener: SmtpListener; port: number }[] = [];
+  for (const [mode, port, proxy] of [
+    [ListenerMode.Mx, config.smtpPort, config.smtpProxyNetworks],
+    [ListenerMode.Submission, config.submissionPort, config.submissionProxyNetworks],
+    [ListenerMode.Smtps, config.smtpsPort, config.smtpsProxyNetworks],
+  ] as const) {
+    if (port === 'off') continue;
+    const listener = new SmtpListener(handler, log, {
+      ...common,
+      mode,
+      port,
+      proxyNetworks: blockList(proxy),
+    });
+    listeners.push({ mode, listener, port: await listener.listen() });
+  }
 
+  let ready = true;
   let stopping = false;
+  const health = createHttpServer((req, res) => {
+    const ok = req.url === '/healthz' ? true : req.url === '/readyz' ? ready && !nc.isClosed() : undefined;
+    if (ok === undefined) {
+      res.writeHead(404).end();
+      return;
+    }
+    res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ status: ok ? 'ok' : 'unavailable' }));
+  });
+  if (config.healthPort !== 'off') {
+    await new Promise<void>((resolve, reject) => {
+      health.once('error', reject);
+      health.listen({ host: config.healthHost, port: config.healthPort }, () => resolve());
+    });
+  }
+
+  const ports = Object.fromEntries(listeners.map((l) => [l.mode, l.port]));
+  log.info({ ports, domains: domains.current().config.domains.length }, 'ingress listening');
+  process.send?.({ type: 'ready', component: 'ingress', ports });
+
   const stop = async (signal: string): Promise<void> => {
     if (stopping) return;
     stopping = true;
-    log.info({ signal, sessions: listener.activeSessions }, 'ingress stopping');
+    // Readiness first, so that the load balancer stops sending; then the listeners.
+    ready = false;
+    log.info(
+      { signal, sessions: listeners.reduce((n, l) => n + l.listener.activeSessions, 0) },
+      'ingress stopping',
+    );
     process.send?.({ type: 'stopping', component: 'ingress' });
-    await listener.close(config.shutdownGraceMs);
+    await Promise.all(listeners.map((l) => l.listener.close(config.shutdownGraceMs)));
+    certificates.close();
     domains.close();
+    health.close();
     await nc.drain().catch(() => nc.close());
     log.info('ingress stopped');
     process.exit(0);

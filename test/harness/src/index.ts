@@ -1,4 +1,45 @@
 export { removeDirLater, tempDir, trackProcessGroup, untrackProcessGroup } from './cleanup.ts';
+export {
+  ClientError,
+  ClientErrorCode,
+  type CurlResult,
+  type CurlSmtpOptions,
+  curlSmtp,
+  type NodemailerResult,
+  type NodemailerSendOptions,
+  nodemailerSend,
+  type ProcessResult,
+  type PythonSmtplibOptions,
+  type PythonSmtplibResult,
+  pipelinedEnvelope,
+  pythonSmtplib,
+  repliesOf,
+  runClient,
+  SMTPLIB_CLIENT_SCRIPT,
+  type SmtpReply,
+  type SwaksResult,
+  swaks,
+  type TranscriptLine,
+} from './clients.ts';
+export {
+  type DnsQuery,
+  type DnsRecord,
+  type DnsServer,
+  type DnsServerOptions,
+  findDnsmasq,
+  splitTxt,
+  startDnsServer,
+} from './dns-server.ts';
+export {
+  type PostfixDelivery,
+  PostfixError,
+  PostfixErrorCode,
+  type PostfixInstance,
+  type PostfixOptions,
+  type PostfixSendOptions,
+  type PostfixTlsMode,
+  startPostfix,
+} from './postfix.ts';
 export { type PetrelDev, type PetrelDevOptions, startPetrelDev } from './relay.ts';
 export {
   type After,

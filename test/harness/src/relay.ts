@@ -1,7 +1,9 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '@petrel/localenv';
 import { tempDir, trackProcessGroup, untrackProcessGroup } from './cleanup.ts';
+import { startDnsServer } from './dns-server.ts';
 import type { After } from './servers.ts';
 import { waitFor } from './wait.ts';
 
@@ -15,7 +17,10 @@ export interface PetrelDevOptions {
   natsUrl?: string;
   databaseUrl?: string;
   smtpPort?: number;
+  submissionPort?: number;
+  smtpsPort?: number;
   httpPort?: number;
+  dnsServer?: string;
   /** Extra environment for all components (e.g. PETREL_RETRY_DELAYS_MS). */
   env?: Record<string, string>;
   startTimeoutMs?: number;
@@ -23,8 +28,12 @@ export interface PetrelDevOptions {
 
 export interface PetrelDev {
   readonly smtpPort: number;
+  readonly submissionPort: number;
+  readonly smtpsPort: number;
   readonly httpPort: number;
   readonly dataDir: string;
+  /** The local-mode certificate (self-signed) the TLS listeners serve, PEM; a CA for clients. */
+  readonly certificatePath: string;
   /** The process group of `petrel dev` and everything it started. */
   readonly pgid: number;
   /** stdout and stderr so far. */
@@ -51,6 +60,8 @@ function groupAlive(pgid: number): boolean {
 export async function startPetrelDev(after: After, options: PetrelDevOptions): Promise<PetrelDev> {
   const dataDir = options.dataDir ?? (await tempDir('dev'));
   const smtpPort = options.smtpPort ?? (await freePort());
+  const submissionPort = options.submissionPort ?? (await freePort());
+  const smtpsPort = options.smtpsPort ?? (await freePort());
   const httpPort = options.httpPort ?? (await freePort());
   const args = [
     PETREL_BIN,
@@ -61,9 +72,17 @@ export async function startPetrelDev(after: After, options: PetrelDevOptions): P
     dataDir,
     '--smtp-port',
     String(smtpPort),
+    '--submission-port',
+    String(submissionPort),
+    '--smtps-port',
+    String(smtpsPort),
     '--http-port',
     String(httpPort),
   ];
+  // Tests never reach the machine's resolvers: without a DNS server of the test's own, an empty
+  // one (every name NXDOMAIN) answers the SPF/DKIM/DMARC lookups.
+  const dnsServer = options.dnsServer ?? (await startDnsServer({ after })).address;
+  args.push('--dns-server', dnsServer);
   if (options.smarthost) args.push('--smarthost', options.smarthost);
   if (options.natsUrl) args.push('--nats-url', options.natsUrl);
   if (options.databaseUrl) args.push('--database-url', options.databaseUrl);
@@ -89,8 +108,11 @@ export async function startPetrelDev(after: After, options: PetrelDevOptions): P
 
   const dev: PetrelDev = {
     smtpPort,
+    submissionPort,
+    smtpsPort,
     httpPort,
     dataDir,
+    certificatePath: join(dataDir, 'tls', 'self-signed', 'tls.crt'),
     pgid,
     output: () => output,
     async stop(signal = 'SIGTERM') {

@@ -1,0 +1,280 @@
+import assert from 'node:assert/strict';
+import { createSocket } from 'node:dgram';
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import { describe, it, type TestContext } from 'node:test';
+import type { Attributes, Span, SpanContext, SpanOptions, SpanStatus } from '@opentelemetry/api';
+import { type DnsRecord, type DnsServer, startDnsServer, waitFor } from '@petrel/test-harness';
+import { DnsError, DnsErrorCode } from './errors.ts';
+import { DnsResolver, reverseName } from './resolver.ts';
+import { parseServers } from './servers.ts';
+
+const RECORDS: DnsRecord[] = [
+  { type: 'A', name: 'mx.example.test', address: '192.0.2.10' },
+  { type: 'A', name: 'short.example.test', address: '192.0.2.11', ttl: 5 },
+  { type: 'AAAA', name: 'mx.example.test', address: '2001:db8::10' },
+  { type: 'MX', name: 'example.test', exchange: 'mx.example.test', priority: 10 },
+  { type: 'MX', name: 'example.test', exchange: 'mx2.example.test', priority: 20 },
+  { type: 'TXT', name: 'example.test', value: 'v=spf1 -all' },
+  { type: 'PTR', name: reverseName('192.0.2.10'), target: 'ptr.example.test' },
+  { type: 'CNAME', name: 'www.example.test', target: 'mx.example.test' },
+  {
+    type: 'TLSA',
+    name: '_25._tcp.mx.example.test',
+    usage: 3,
+    selector: 1,
+    matchingType: 1,
+    data: '0a'.repeat(32),
+  },
+  // Queried after others to prove that the server logged everything before it.
+  { type: 'TXT', name: 'sentinel.example.test', value: 'x' },
+];
+
+async function server(t: TestContext, records = RECORDS): Promise<DnsServer> {
+  return await startDnsServer({ after: t.after.bind(t), records, ttlSeconds: 120 });
+}
+
+/** How many times the server was asked `type name`, counted after a sentinel query got logged. */
+async function asked(dns: DnsServer, type: string, name: string): Promise<number> {
+  const probe = new DnsResolver({ servers: [dns.address], maxEntries: 0 });
+  const before = (await dns.queries()).length;
+  await probe.txt('sentinel.example.test');
+  const log = await waitFor(
+    async () => {
+      const all = await dns.queries();
+      return all.slice(before).some((q) => q.name === 'sentinel.example.test') ? all : undefined;
+    },
+    { timeoutMs: 5000, message: 'sentinel query in the dnsmasq log' },
+  );
+  return log.filter((q) => q.type === type && q.name === name).length;
+}
+
+async function failure(p: Promise<unknown>): Promise<DnsError> {
+  try {
+    await p;
+  } catch (error) {
+    assert.ok(error instanceof DnsError, `expected DnsError, got ${String(error)}`);
+    return error;
+  }
+  assert.fail('expected a DNS failure');
+}
+
+class RecordedSpan implements Span {
+  readonly name: string;
+  attributes: Attributes;
+  status: SpanStatus = { code: 0 };
+  ended = false;
+  constructor(name: string, options: SpanOptions | undefined) {
+    this.name = name;
+    this.attributes = { ...options?.attributes };
+  }
+  spanContext(): SpanContext {
+    return { traceId: '0'.repeat(32), spanId: '0'.repeat(16), traceFlags: 0 };
+  }
+  setAttribute(key: string, value: Attributes[string]): this {
+    this.attributes[key] = value;
+    return this;
+  }
+  setAttributes(attributes: Attributes): this {
+    Object.assign(this.attributes, attributes);
+    return this;
+  }
+  addEvent(): this {
+    return this;
+  }
+  addLink(): this {
+    return this;
+  }
+  addLinks(): this {
+    return this;
+  }
+  setStatus(status: SpanStatus): this {
+    this.status = status;
+    return this;
+  }
+  updateName(): this {
+    return this;
+  }
+  end(): void {
+    this.ended = true;
+  }
+  isRecording(): boolean {
+    return true;
+  }
+  recordException(): void {}
+}
+
+describe('DnsResolver against dnsmasq', () => {
+  it('answers every supported type in the shapes of node:dns', async (t) => {
+    const dns = await server(t);
+    const r = new DnsResolver({ servers: [dns.address] });
+    assert.deepEqual(await r.a('mx.example.test'), ['192.0.2.10']);
+    assert.deepEqual(await r.aaaa('mx.example.test'), ['2001:db8::10']);
+    const mx = await r.mx('example.test');
+    assert.deepEqual(mx.map((m) => [m.priority, m.exchange]).sort(), [
+      [10, 'mx.example.test'],
+      [20, 'mx2.example.test'],
+    ]);
+    assert.deepEqual(await r.txt('example.test'), [['v=spf1 -all']]);
+    assert.deepEqual(await r.ptr(reverseName('192.0.2.10')), ['ptr.example.test']);
+    assert.deepEqual(await r.cname('www.example.test'), ['mx.example.test']);
+    const [tlsa] = await r.tlsa('_25._tcp.mx.example.test');
+    assert.equal(tlsa?.certUsage, 3);
+    assert.equal(Buffer.from(tlsa?.data ?? new ArrayBuffer(0)).toString('hex'), '0a'.repeat(32));
+    assert.equal((await failure(r.txt('nope.example.test'))).code, DnsErrorCode.NotFound);
+    assert.equal((await failure(r.a('example.test'))).code, DnsErrorCode.NoData);
+  });
+
+  it('caches answers for their TTL (A/AAAA from the answer, others the default) and then asks again', async (t) => {
+    const dns = await server(t);
+    let now = 1_000_000;
+    const r = new DnsResolver({ servers: [dns.address], now: () => now, defaultTtlSeconds: 300 });
+    await r.a('short.example.test'); // TTL 5 in its host-record
+    await r.txt('example.test');
+    const mx = await r.mx('example.test');
+    mx.length = 0; // callers may mutate what they get
+    await r.a('short.example.test');
+    assert.equal((await r.mx('example.test')).length, 2, 'the cached answer is a copy');
+    assert.equal(await asked(dns, 'A', 'short.example.test'), 1);
+    assert.equal(await asked(dns, 'MX', 'example.test'), 1);
+
+    now += 6_000; // past the A record's 5 s, within the 300 s default
+    await r.a('short.example.test');
+    await r.txt('example.test');
+    assert.equal(await asked(dns, 'A', 'short.example.test'), 2);
+    assert.equal(await asked(dns, 'TXT', 'example.test'), 1);
+
+    now += 300_000;
+    await r.txt('EXAMPLE.test.'); // case and the root dot name the same entry
+    assert.equal(await asked(dns, 'TXT', 'example.test'), 2);
+  });
+
+  it('caches NXDOMAIN for the negative TTL, and throws a fresh error every time', async (t) => {
+    const dns = await server(t);
+    let now = 0;
+    const r = new DnsResolver({ servers: [dns.address], now: () => now, negativeTtlSeconds: 10 });
+    const first = await failure(r.txt('nope.example.test'));
+    Object.assign(first, { spfResult: { error: 'permerror' } }); // as mailauth does
+    const second = await failure(r.txt('nope.example.test'));
+    assert.notEqual(second, first);
+    assert.equal(second.code, 'ENOTFOUND');
+    assert.equal('spfResult' in second, false);
+    assert.equal(await asked(dns, 'TXT', 'nope.example.test'), 1);
+    now += 11_000;
+    await failure(r.txt('nope.example.test'));
+    assert.equal(await asked(dns, 'TXT', 'nope.example.test'), 2);
+  });
+
+  it('sends concurrent identical lookups to the server once', async (t) => {
+    const dns = await server(t);
+    const r = new DnsResolver({ servers: [dns.address] });
+    const answers = await Promise.all(Array.from({ length: 20 }, () => r.txt('example.test')));
+    assert.ok(answers.every((a) => a[0]?.[0] === 'v=spf1 -all'));
+    assert.notEqual(answers[0], answers[1], 'each caller gets its own copy');
+    assert.equal(await asked(dns, 'TXT', 'example.test'), 1);
+  });
+
+  it('keeps node codes for an unreachable server, does not cache them, and recovers', async (t) => {
+    const dns = await server(t);
+    const r = new DnsResolver({ servers: [dns.address], timeoutMs: 500, tries: 1 });
+    await dns.stop();
+    const error = await failure(r.txt('example.test'));
+    assert.equal(error.code, 'ECONNREFUSED');
+    assert.equal(error.temporary, true);
+    await dns.restart();
+    assert.deepEqual(await r.txt('example.test'), [['v=spf1 -all']]);
+  });
+
+  it('times out on a server that never answers', async (t) => {
+    const silent = createSocket('udp4');
+    silent.bind(0, '127.0.0.1');
+    await once(silent, 'listening');
+    t.after(() => silent.close());
+    const { port } = silent.address() as AddressInfo;
+    const r = new DnsResolver({ servers: [`127.0.0.1:${port}`], timeoutMs: 200, tries: 1 });
+    const started = Date.now();
+    const error = await failure(r.txt('example.test'));
+    assert.equal(error.code, DnsErrorCode.Timeout);
+    assert.equal(error.temporary, true);
+    assert.ok(Date.now() - started < 5000);
+  });
+
+  it('gives mailauth a (name, rrtype) function; an aborted signal cancels waiting lookups', async (t) => {
+    const dns = await server(t);
+    const r = new DnsResolver({ servers: [dns.address] });
+    const lookup = r.mailauthResolver();
+    assert.deepEqual(await lookup('example.test', 'TXT'), [['v=spf1 -all']]);
+    assert.deepEqual(await lookup('mx.example.test', 'a'), ['192.0.2.10']);
+    assert.equal((await failure(lookup('example.test', 'SRV'))).code, DnsErrorCode.UnsupportedType);
+    assert.equal((await failure(lookup('nope.example.test', 'TXT'))).code, 'ENOTFOUND');
+
+    const silent = createSocket('udp4');
+    silent.bind(0, '127.0.0.1');
+    await once(silent, 'listening');
+    t.after(() => silent.close());
+    const slow = new DnsResolver({
+      servers: [`127.0.0.1:${(silent.address() as AddressInfo).port}`],
+      timeoutMs: 30_000,
+      tries: 1,
+    });
+    t.after(() => slow.close());
+    const controller = new AbortController();
+    const pending = slow.mailauthResolver({ signal: controller.signal })('example.test', 'TXT');
+    controller.abort();
+    assert.equal((await failure(pending)).code, DnsErrorCode.Cancelled);
+    const after = slow.mailauthResolver({ signal: controller.signal });
+    assert.equal((await failure(after('example.test', 'MX'))).code, DnsErrorCode.Cancelled);
+  });
+
+  it('records one client span per network query, not per cache hit', async (t) => {
+    const dns = await server(t);
+    const spans: RecordedSpan[] = [];
+    const tracer = {
+      startSpan(name: string, options?: SpanOptions) {
+        const span = new RecordedSpan(name, options);
+        spans.push(span);
+        return span;
+      },
+    };
+    const r = new DnsResolver({ servers: [dns.address], tracer });
+    await r.mx('example.test');
+    await r.mx('example.test');
+    await failure(r.txt('nope.example.test'));
+    assert.deepEqual(
+      spans.map((s) => [s.name, s.attributes['dns.question.name'], s.ended]),
+      [
+        ['DNS MX', 'example.test', true],
+        ['DNS TXT', 'nope.example.test', true],
+      ],
+    );
+    assert.equal(spans[0]?.attributes['dns.answer.count'], 2);
+    assert.equal(spans[1]?.attributes['error.type'], 'ENOTFOUND');
+    assert.equal(spans[1]?.status.code, 0, 'NXDOMAIN is an answer, not a span error');
+  });
+});
+
+describe('DNS helpers', () => {
+  it('parses server lists and refuses names', () => {
+    assert.deepEqual(parseServers(' 127.0.0.1:5353, [::1]:53 ,10.0.0.1,'), [
+      '127.0.0.1:5353',
+      '[::1]:53',
+      '10.0.0.1',
+    ]);
+    assert.deepEqual(parseServers(''), []);
+    for (const bad of ['dns.google', '127.0.0.1:0', '127.0.0.1:70000', '[nope]:53']) {
+      assert.throws(() => parseServers(bad), { code: DnsErrorCode.InvalidServer }, bad);
+    }
+    assert.throws(() => new DnsResolver({ servers: ['localhost'] }), { code: DnsErrorCode.InvalidServer });
+    assert.throws(() => new DnsResolver({ timeoutMs: 0 }), { code: DnsErrorCode.InvalidOptions });
+  });
+
+  it('builds reverse names for IPv4 and IPv6', () => {
+    assert.equal(reverseName('192.0.2.10'), '10.2.0.192.in-addr.arpa');
+    assert.equal(
+      reverseName('2001:db8::1'),
+      '1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa',
+    );
+    assert.equal(reverseName('::ffff:192.0.2.1'), `1.0.2.0.0.0.0.c.f.f.f.f.${'0.'.repeat(20)}ip6.arpa`);
+    assert.throws(() => reverseName('example.test'), { code: DnsErrorCode.BadName });
+  });
+});

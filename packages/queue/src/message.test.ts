@@ -1,0 +1,163 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { test } from 'node:test';
+import { type JetStreamClient, type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { Objm } from '@nats-io/obj';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { Envelope } from '@petrel/proto';
+import { startNats } from '@petrel/test-harness';
+import { decodeEnvelope, newEnvelope } from './codec.ts';
+import { loadBody, publishMessage, QueueError, QueueErrorCode } from './message.ts';
+import { newMessageId } from './message-id.ts';
+import { BUCKET_BODIES, ensureStreams, outboundStreamConfig, STREAM_OUTBOUND } from './streams.ts';
+
+interface Queue {
+  nc: NatsConnection;
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+}
+
+async function setup(t: { after(fn: () => Promise<void> | void): void }): Promise<Queue> {
+  const server = await startNats((fn) => t.after(fn));
+  const nc = await connect({ servers: server.url });
+  t.after(() => nc.close());
+  const jsm = await jetstreamManager(nc);
+  await ensureStreams(jsm, { replicas: 1 });
+  return { nc, js: jetstream(nc), jsm };
+}
+
+function envelopes(messageId: string, domains: string[]): Envelope[] {
+  return domains.map((d) =>
+    newEnvelope({
+      messageId,
+      sender: 'a@example.org',
+      destinationDomain: d,
+      recipients: [{ address: `b@${d}` }],
+    }),
+  );
+}
+
+/** Every entry in the outbound stream, read by sequence (a work-queue stream allows no second consumer). */
+async function entries(jsm: JetStreamManager): Promise<Envelope[]> {
+  const { state } = await jsm.streams.info(STREAM_OUTBOUND);
+  const out: Envelope[] = [];
+  if (state.messages === 0) return out;
+  for (let seq = state.first_seq; seq <= state.last_seq; seq++) {
+    const m = await jsm.streams.getMessage(STREAM_OUTBOUND, { seq }).catch(() => null);
+    if (m) out.push(decodeEnvelope(m.data));
+  }
+  return out;
+}
+
+test('a small message travels inline in its entry', async (t) => {
+  const { nc, js, jsm } = await setup(t);
+  const messageId = newMessageId();
+  const body = Buffer.from('Subject: hi\r\n\r\nhello\r\n');
+  await publishMessage(js, nc, {
+    messageId,
+    envelopes: envelopes(messageId, ['example.net']),
+    body,
+    timeoutMs: 5000,
+  });
+  const [entry, ...rest] = await entries(jsm);
+  assert.equal(rest.length, 0);
+  assert.ok(entry);
+  assert.equal(entry.content.case, 'raw');
+  assert.equal(entry.destinationDomain, 'example.net');
+  assert.deepEqual(await loadBody(js, entry), body);
+});
+
+test('a 3 MiB message goes once to the object store and every entry refers to it', async (t) => {
+  const { nc, js, jsm } = await setup(t);
+  const messageId = newMessageId();
+  const body = randomBytes(3 * 1024 * 1024);
+  const domains = ['example.net', 'example.com'];
+  await publishMessage(js, nc, {
+    messageId,
+    envelopes: envelopes(messageId, domains),
+    body,
+    timeoutMs: 10_000,
+  });
+  const stored = await entries(jsm);
+  assert.deepEqual(stored.map((e) => e.destinationDomain).sort(), [...domains].sort());
+  const store = await new Objm(js).open(BUCKET_BODIES);
+  const info = await store.info(messageId);
+  assert.equal(info?.size, body.length);
+  for (const entry of stored) {
+    assert.equal(entry.content.case, 'object');
+    assert.deepEqual(
+      { ...entry.content.value, $typeName: undefined },
+      { $typeName: undefined, bucket: BUCKET_BODIES, name: messageId, digest: info?.digest },
+    );
+    assert.ok(body.equals(await loadBody(js, entry)));
+  }
+
+  // Other bytes under the same name, then no object at all: both refused with the body code.
+  const entry = stored[0] as Envelope;
+  await store.putBlob({ name: messageId }, Buffer.from('something else'));
+  await assert.rejects(loadBody(js, entry), (e) => e instanceof QueueError && e.code === QueueErrorCode.Body);
+  await store.delete(messageId);
+  await assert.rejects(loadBody(js, entry), (e) => e instanceof QueueError && e.code === QueueErrorCode.Body);
+});
+
+test('the entries of one message are stored all or none', async (t) => {
+  const { nc, js, jsm } = await setup(t);
+  const first = newMessageId();
+  await publishMessage(js, nc, {
+    messageId: first,
+    envelopes: envelopes(first, ['one.example']),
+    body: Buffer.from('x'),
+    timeoutMs: 5000,
+  });
+  // Room for two more entries; the next message has three.
+  await jsm.streams.update(STREAM_OUTBOUND, { ...outboundStreamConfig({ replicas: 1 }), max_msgs: 3 });
+  const messageId = newMessageId();
+  const input = {
+    messageId,
+    envelopes: envelopes(messageId, ['a.example', 'b.example', 'c.example']),
+    body: Buffer.from('Subject: three\r\n\r\n'),
+    timeoutMs: 5000,
+  };
+  await assert.rejects(
+    publishMessage(js, nc, input),
+    (e) => e instanceof QueueError && e.code === QueueErrorCode.Publish,
+  );
+  assert.deepEqual(
+    (await entries(jsm)).map((e) => e.messageId),
+    [first],
+  );
+
+  // The refused batch left no dedupe ids behind: once there is room, the same publish succeeds.
+  await jsm.streams.update(STREAM_OUTBOUND, { ...outboundStreamConfig({ replicas: 1 }), max_msgs: -1 });
+  await publishMessage(js, nc, input);
+  const after = await entries(jsm);
+  assert.deepEqual(
+    after.filter((e) => e.messageId === messageId).map((e) => e.destinationDomain),
+    ['a.example', 'b.example', 'c.example'],
+  );
+});
+
+test('publishing the same message again stores nothing twice', async (t) => {
+  const { nc, js, jsm } = await setup(t);
+  const multi = newMessageId();
+  const single = newMessageId();
+  const multiInput = {
+    messageId: multi,
+    envelopes: envelopes(multi, ['a.example', 'b.example']),
+    body: Buffer.from('m'),
+    timeoutMs: 5000,
+  };
+  const singleInput = {
+    messageId: single,
+    envelopes: envelopes(single, ['a.example']),
+    body: Buffer.from('s'),
+    timeoutMs: 5000,
+  };
+  for (let i = 0; i < 2; i++) {
+    await publishMessage(js, nc, multiInput);
+    await publishMessage(js, nc, singleInput);
+  }
+  const stored = await entries(jsm);
+  assert.equal(stored.filter((e) => e.messageId === multi).length, 2);
+  assert.equal(stored.filter((e) => e.messageId === single).length, 1);
+});

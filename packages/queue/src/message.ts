@@ -1,0 +1,181 @@
+import { randomUUID } from 'node:crypto';
+import type { JetStreamClient } from '@nats-io/jetstream';
+import { Objm } from '@nats-io/obj';
+import { headers, type NatsConnection } from '@nats-io/transport-node';
+import { create, type Envelope, ObjectRefSchema } from '@petrel/proto';
+import { encodeEnvelope } from './codec.ts';
+import { publishEntry } from './publisher.ts';
+import { BUCKET_BODIES } from './streams.ts';
+import { entryDedupeId, outboundSubject, QueueHeader } from './subjects.ts';
+
+export const QueueErrorCode = {
+  /** Publishing a message's entries failed or timed out; none of them is queued (or all were before). */
+  Publish: 'PETREL_ERR_QUEUE_PUBLISH',
+  /** A queued entry's body is missing from the object store or does not match its digest. */
+  Body: 'PETREL_ERR_QUEUE_BODY',
+} as const;
+export type QueueErrorCode = (typeof QueueErrorCode)[keyof typeof QueueErrorCode];
+
+export class QueueError extends Error {
+  readonly code: QueueErrorCode;
+  constructor(code: QueueErrorCode, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'QueueError';
+    this.code = code;
+  }
+}
+
+export interface PublishMessageInput {
+  messageId: string;
+  /** One entry per destination domain, `content` unset (filled in here). */
+  envelopes: readonly Envelope[];
+  body: Buffer;
+  timeoutMs: number;
+}
+
+/** nats-server's default max_payload, used when the server did not announce one. */
+const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
+/** Room for the entry's headers and protocol framing next to the encoded envelope. */
+const PAYLOAD_MARGIN = 8 * 1024;
+
+/**
+ * JetStream API error codes seen on atomic batch commits (nats-server 2.12,
+ * server/errors.json): a Nats-Msg-Id in the batch was already stored within the duplicate window.
+ */
+const ERR_BATCH_DUPLICATE = 10201;
+
+/**
+ * Queues one accepted message: one entry per destination domain, all stored or none.
+ *
+ * The body goes inline (`raw`) when every entry fits the server's max_payload; otherwise it is
+ * stored once in the object store bucket PETREL_BODIES under the message id and each entry
+ * carries an ObjectRef. The object is not removed when publishing fails: after a timeout the
+ * entries may have been stored after all, and the bucket's max age removes orphans.
+ *
+ * Several entries are published as one atomic batch (nats-server 2.12 ADR-50, stream
+ * allow_atomic): the server stores all of them or none. Every entry carries its Nats-Msg-Id, so a
+ * retried publish of the same message within the duplicate window is refused by the server as a
+ * duplicate batch, which means it was queued before: that counts as success. Batches hold at
+ * most 1000 messages (server limit), far above the recipient-domain count of one message.
+ */
+export async function publishMessage(
+  js: JetStreamClient,
+  nc: NatsConnection,
+  input: PublishMessageInput,
+): Promise<void> {
+  const { messageId, envelopes, body, timeoutMs } = input;
+  if (envelopes.length === 0) throw new TypeError(`message ${messageId} has no entries`);
+  const maxPayload = nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD;
+  const overhead = Math.max(
+    ...envelopes.map((e) => encodeEnvelope({ ...e, content: { case: undefined } }).length),
+  );
+  let entries: Envelope[];
+  if (body.length + overhead + PAYLOAD_MARGIN <= maxPayload) {
+    entries = envelopes.map((e) => ({ ...e, content: { case: 'raw', value: body } }));
+  } else {
+    const ref = await storeBody(js, messageId, body, timeoutMs);
+    entries = envelopes.map((e) => ({ ...e, content: { case: 'object', value: ref } }));
+  }
+  try {
+    if (entries.length === 1) {
+      await publishEntry(js, entries[0] as Envelope, { timeoutMs });
+      return;
+    }
+    await publishBatch(nc, entries, timeoutMs);
+  } catch (error) {
+    if (error instanceof QueueError) throw error;
+    throw new QueueError(QueueErrorCode.Publish, `queueing message ${messageId} failed`, { cause: error });
+  }
+}
+
+async function storeBody(js: JetStreamClient, messageId: string, body: Buffer, timeoutMs: number) {
+  try {
+    const store = await new Objm(js).open(BUCKET_BODIES);
+    const info = await store.putBlob({ name: messageId }, body, { timeout: timeoutMs });
+    return create(ObjectRefSchema, { bucket: BUCKET_BODIES, name: messageId, digest: info.digest });
+  } catch (error) {
+    throw new QueueError(QueueErrorCode.Publish, `storing the body of message ${messageId} failed`, {
+      cause: error,
+    });
+  }
+}
+
+interface BatchReply {
+  error?: { code: number; err_code: number; description: string };
+  stream?: string;
+  seq?: number;
+  count?: number;
+}
+
+/** Publishes the entries as one atomic batch: first and commit are requests, the rest fire-and-forget. */
+async function publishBatch(nc: NatsConnection, entries: readonly Envelope[], timeoutMs: number) {
+  const batchId = randomUUID();
+  const last = entries.length - 1;
+  for (const [i, entry] of entries.entries()) {
+    const h = headers();
+    h.set(QueueHeader.messageId, entry.messageId);
+    h.set(QueueHeader.destination, entry.destinationDomain);
+    if (entry.trace?.traceparent) h.set(QueueHeader.traceparent, entry.trace.traceparent);
+    if (entry.trace?.tracestate) h.set(QueueHeader.tracestate, entry.trace.tracestate);
+    h.set('Nats-Msg-Id', entryDedupeId(entry.messageId, entry.destinationDomain));
+    h.set('Nats-Batch-Id', batchId);
+    h.set('Nats-Batch-Sequence', String(i + 1));
+    if (i === last) h.set('Nats-Batch-Commit', '1');
+    const subject = outboundSubject(entry.destinationDomain);
+    const data = encodeEnvelope(entry);
+    if (i !== 0 && i !== last) {
+      nc.publish(subject, data, { headers: h });
+      continue;
+    }
+    // The first message is acknowledged with an empty reply, or an error when batching is refused.
+    const r = await nc.request(subject, data, { headers: h, timeout: timeoutMs });
+    if (r.data.length === 0) continue;
+    const ack = r.json<BatchReply>();
+    if (ack.error) {
+      if (ack.error.err_code === ERR_BATCH_DUPLICATE) return;
+      throw new QueueError(
+        QueueErrorCode.Publish,
+        `batch publish refused: ${ack.error.description} (${ack.error.err_code})`,
+      );
+    }
+    if (i === last && ack.count !== entries.length) {
+      throw new QueueError(QueueErrorCode.Publish, `batch stored ${ack.count} of ${entries.length} entries`);
+    }
+  }
+}
+
+/** The message bytes of a queue entry: inline, or fetched from the object store and checked against the digest. */
+export async function loadBody(js: JetStreamClient, envelope: Envelope): Promise<Buffer> {
+  const content = envelope.content;
+  if (content.case === 'raw') {
+    return Buffer.from(content.value.buffer, content.value.byteOffset, content.value.byteLength);
+  }
+  if (content.case !== 'object') {
+    throw new QueueError(QueueErrorCode.Body, `entry of message ${envelope.messageId} has no body`);
+  }
+  const ref = content.value;
+  let chunks: Buffer[];
+  let digest: string;
+  try {
+    const store = await new Objm(js).open(ref.bucket);
+    const result = await store.get(ref.name);
+    if (result === null)
+      throw new QueueError(QueueErrorCode.Body, `body ${ref.bucket}/${ref.name} is missing`);
+    digest = result.info.digest;
+    chunks = [];
+    for await (const chunk of result.data) chunks.push(Buffer.from(chunk));
+    // The reader verifies the chunks against the object's digest and reports a mismatch here.
+    const failed = await result.error;
+    if (failed) throw failed;
+  } catch (error) {
+    if (error instanceof QueueError) throw error;
+    throw new QueueError(QueueErrorCode.Body, `reading body ${ref.bucket}/${ref.name} failed`, {
+      cause: error,
+    });
+  }
+  // A different digest means the name now holds other bytes than the entry was queued with.
+  if (digest !== ref.digest) {
+    throw new QueueError(QueueErrorCode.Body, `body ${ref.bucket}/${ref.name} does not match its digest`);
+  }
+  return Buffer.concat(chunks);
+}

@@ -1,0 +1,46 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { tarpitDelay } from './tarpit.ts';
+
+/** The tarpit timer is unref'd, so a test holds the event loop open with its own timer meanwhile. */
+async function keepingAlive<T>(work: Promise<T>): Promise<T> {
+  const hold = setInterval(() => {}, 1000);
+  try {
+    return await work;
+  } finally {
+    clearInterval(hold);
+  }
+}
+
+test('tarpitDelay waits the given time', async () => {
+  const started = performance.now();
+  await keepingAlive(tarpitDelay(150));
+  const elapsed = performance.now() - started;
+  assert.ok(elapsed >= 145, `waited only ${elapsed} ms`);
+  assert.ok(elapsed < 1000, `waited ${elapsed} ms`);
+});
+
+test('tarpitDelay resolves early when aborted', async () => {
+  const controller = new AbortController();
+  const started = performance.now();
+  const waiting = keepingAlive(tarpitDelay(10_000, controller.signal));
+  setTimeout(() => controller.abort(), 50);
+  await waiting;
+  const elapsed = performance.now() - started;
+  assert.ok(elapsed >= 45 && elapsed < 2000, `resolved after ${elapsed} ms`);
+
+  const again = performance.now();
+  await tarpitDelay(10_000, controller.signal);
+  assert.ok(performance.now() - again < 50, 'an aborted signal returns at once');
+});
+
+test('a pending tarpit does not keep the process alive', async () => {
+  const module = JSON.stringify(fileURLToPath(new URL('./tarpit.ts', import.meta.url)));
+  const script = `import { tarpitDelay } from ${module}; void tarpitDelay(60_000);`;
+  const started = performance.now();
+  await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script], { timeout: 30_000 });
+  assert.ok(performance.now() - started < 20_000);
+});
