@@ -184,7 +184,9 @@ async function scenario(connections: number, total: number, reuse: boolean): Pro
 
 try {
   await scenario(32, 2000, true); // warm-up
-  console.log(`ingress alone → JetStream (single node), ${message.length} B messages, 2 cores shared with the load generator`);
+  console.log(
+    `ingress alone → JetStream (single node), ${message.length} B messages, 2 cores shared with the load generator`,
+  );
   for (const connections of [32, 100]) {
     await scenario(connections, withReuse, true);
     await scenario(connections, withoutReuse, false);

@@ -54,7 +54,10 @@ async function arrived(id: string) {
   const m = sink.messages.find((x) => x.data.includes(`<${id}@petrel.test>`));
   assert.ok(m);
   // The ingress adds its Received field with the TLS details (RFC 5321 §4.4).
-  assert.match(m.data.toString('latin1'), /^Received: from [^\r]*[\s\S]*?\(using TLSv1\.[23] with cipher\s+[A-Z0-9_]+\)/);
+  assert.match(
+    m.data.toString('latin1'),
+    /^Received: from [^\r]*[\s\S]*?\(using TLSv1\.[23] with cipher\s+[A-Z0-9_]+\)/,
+  );
   return m;
 }
 
@@ -233,7 +236,10 @@ test('Postfix relays through the ingress as its relayhost with SASL, over STARTT
     );
     const m = await arrived(id);
     // Postfix's own Received field is below ours: the message went through both.
-    assert.match(m.data.toString('latin1'), /^Received: from postfix\.test[\s\S]*\bby postfix\.test \(Postfix\)/);
+    assert.match(
+      m.data.toString('latin1'),
+      /^Received: from postfix\.test[\s\S]*\bby postfix\.test \(Postfix\)/,
+    );
     await postfix.stop();
   }
 });

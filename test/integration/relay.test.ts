@@ -87,7 +87,10 @@ test('swaks to a managed domain gets 250 and the message arrives at the smarthos
   const added = received.data.subarray(0, received.data.length - onTheWire.length);
   const rest = received.data.subarray(added.length);
   assert.ok(rest.equals(onTheWire), firstDifference(rest, onTheWire));
-  assert.match(added.toString('latin1'), /^Received: from [^\r]+\r\n(?:[ \t][^\r]*\r\n)*Authentication-Results: localhost;/);
+  assert.match(
+    added.toString('latin1'),
+    /^Received: from [^\r]+\r\n(?:[ \t][^\r]*\r\n)*Authentication-Results: localhost;/,
+  );
   assert.match(added.toString('latin1'), /with ESMTP id [^\r]*[\s\S]*; \w{3}, \d{1,2} \w{3} \d{4} /);
   assert.equal(sink.messages.length, 1);
 });

@@ -20,7 +20,7 @@ export const RrType = {
   PTR: 'PTR',
   /** RFC 1035 §3.3.1 */
   CNAME: 'CNAME',
-  /** RFC 6698 §2 (DANE); see the README note: no DNSSEC validation state from node */
+  /** RFC 6698 §2. node does not show the DNSSEC AD bit, so this alone is not DANE (RFC 7672 §2.2). */
   TLSA: 'TLSA',
 } as const;
 export type RrType = (typeof RrType)[keyof typeof RrType];

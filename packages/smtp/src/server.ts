@@ -190,9 +190,16 @@ const LINGER_MS = 2_000;
 /** The rate check starts after this much time in one DATA/BDAT transfer. */
 const SLOW_GRACE_MS = 30_000;
 const COMMAND_LIMIT = MAX_COMMAND_LINE + EXTENSION_COMMAND_ALLOWANCE;
-const NON_ASCII = /[^\x00-\x7f]/;
+const NON_ASCII = /[^\p{ASCII}]/u;
+
 /** Control characters other than TAB never belong in a command line. */
-const CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/;
+function hasControl(line: string): boolean {
+  for (let i = 0; i < line.length; i++) {
+    const c = line.charCodeAt(i);
+    if ((c < 0x20 && c !== 0x09) || c === 0x7f) return true;
+  }
+  return false;
+}
 
 const R = {
   syntax: reply(ReplyCode.SyntaxError, Enhanced.InvalidCommand, 'Command unrecognized'),
@@ -544,7 +551,7 @@ export class ServerSession {
     if (raw.includes(0)) return this.#bad(R.badChars('NUL character in command'), 'nul');
     if (!isUtf8(raw)) return this.#bad(R.badChars('Invalid UTF-8 in command'), 'utf8');
     const line = raw.toString('utf8');
-    if (CONTROL.test(line)) return this.#bad(R.badChars('Control character in command'), 'control');
+    if (hasControl(line)) return this.#bad(R.badChars('Control character in command'), 'control');
     const space = line.indexOf(' ');
     const verb = (space === -1 ? line : line.slice(0, space)).toUpperCase();
     const arg = space === -1 ? '' : line.slice(space + 1);
