@@ -3,7 +3,7 @@
 // accepted msg/s, the ingress process's CPU per message, and p50/p99 accept latency (final dot
 // written → 250 read); then the ingress's RSS with 10,000 idle connections.
 // Usage: node bench/ingress.bench.ts [messagesWithReuse=20000] [messagesWithoutReuse=4000] [idle=10000]
-import { type ChildProcess, fork } from 'node:child_process';
+import { type ChildProcess, fork, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readFile, writeFile } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
@@ -38,7 +38,10 @@ await writeRuntimeConfig(runtimeConfig, await compileDirectory(configDir, 1));
 const nats = await startNats(after);
 
 const ingressMain = fileURLToPath(new URL('../services/ingress/src/main.ts', import.meta.url));
+// BENCH_CPU_PROFILE=dir writes a V8 CPU profile of the ingress there (inspect with Chrome DevTools).
+const profileDir = process.env['BENCH_CPU_PROFILE'];
 const ingress: ChildProcess = fork(ingressMain, [], {
+  execArgv: [...process.execArgv, ...(profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [])],
   env: {
     ...process.env,
     PETREL_NATS_URL: nats.url,
@@ -58,7 +61,8 @@ const ingress: ChildProcess = fork(ingressMain, [], {
 });
 after(async () => {
   if (ingress.exitCode === null) {
-    ingress.kill('SIGKILL');
+    // SIGTERM: a graceful stop also lets V8 write the CPU profile.
+    ingress.kill('SIGTERM');
     await once(ingress, 'exit');
   }
 });
@@ -142,6 +146,30 @@ class Conn {
   }
 }
 
+/**
+ * Postfix's smtp-source as the load generator (C, light on CPU, the tool the peer figures in
+ * ../shared/notes/peer-performance.md were taken with): -d reuses connections.
+ */
+async function smtpSource(connections: number, total: number, reuse: boolean): Promise<void> {
+  const cpu0 = await cpuMicros();
+  const t0 = performance.now();
+  const args = ['-s', String(connections), '-m', String(total), '-l', '4096', '-f', 'bench@outside.example'];
+  args.push('-t', 'rcpt@example.org', ...(reuse ? ['-d'] : []), `127.0.0.1:${port}`);
+  const child = spawn('smtp-source', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (c: Buffer) => {
+    stderr += c.toString();
+  });
+  const [code] = (await once(child, 'exit')) as [number | null];
+  if (code !== 0) throw new Error(`smtp-source failed (${code}): ${stderr}`);
+  const seconds = (performance.now() - t0) / 1000;
+  const cpu = (await cpuMicros()) - cpu0;
+  console.log(
+    `${String(connections).padStart(3)} sessions, ${reuse ? 'reuse   ' : 'no reuse'} (smtp-source): ` +
+      `${total} msgs, ${Math.round(total / seconds)} msg/s accepted, ingress CPU ${Math.round(cpu / total)} µs/msg`,
+  );
+}
+
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
 }
@@ -183,14 +211,7 @@ async function scenario(connections: number, total: number, reuse: boolean): Pro
 }
 
 try {
-  await scenario(32, 2000, true); // warm-up
-  console.log(
-    `ingress alone → JetStream (single node), ${message.length} B messages, 2 cores shared with the load generator`,
-  );
-  for (const connections of [32, 100]) {
-    await scenario(connections, withReuse, true);
-    await scenario(connections, withoutReuse, false);
-  }
+  // Idle connections first, on a fresh process: RSS is not returned to the OS after load.
   const before = await rssMiB();
   const idle: Conn[] = [];
   for (let i = 0; i < idleCount; i += 500) {
@@ -205,10 +226,22 @@ try {
   }
   const rss = await rssMiB();
   console.log(
-    `${idle.length} idle connections (greeted): ingress RSS ${rss.toFixed(0)} MiB (${before.toFixed(0)} MiB before; ` +
-      `${(((rss - before) * 1024) / idle.length).toFixed(1)} KiB per connection)`,
+    `${idle.length} idle connections (greeted): ingress RSS ${rss.toFixed(0)} MiB ` +
+      `(${before.toFixed(0)} MiB before, ${(((rss - before) * 1024) / Math.max(1, idle.length)).toFixed(1)} KiB per connection)`,
   );
   for (const c of idle) c.socket.destroy();
+  await scenario(32, 2000, true); // warm-up
+  console.log(
+    `ingress alone → JetStream (single node), ${message.length} B messages, 2 cores shared with the load generator`,
+  );
+  for (const connections of [32, 100]) {
+    await scenario(connections, withReuse, true);
+    if (withoutReuse > 0) await scenario(connections, withoutReuse, false);
+  }
+  for (const connections of [32, 100]) {
+    await smtpSource(connections, withReuse, true);
+    if (withoutReuse > 0) await smtpSource(connections, withoutReuse, false);
+  }
 } finally {
   for (const fn of cleanups.reverse()) await fn();
 }

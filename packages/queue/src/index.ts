@@ -1,3 +1,9 @@
+export {
+  AckPublisher,
+  AckPublisherError,
+  AckPublisherErrorCode,
+  type PubAckReply,
+} from './ack-publisher.ts';
 export { decodeEnvelope, decodeEvent, encodeEnvelope, encodeEvent, newEnvelope, newEvent } from './codec.ts';
 export {
   loadBody,

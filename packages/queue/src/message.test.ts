@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import { type JetStreamClient, type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Objm } from '@nats-io/obj';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { connect, headers, type NatsConnection } from '@nats-io/transport-node';
 import type { Envelope } from '@petrel/proto';
 import { startNats } from '@petrel/test-harness';
 import { decodeEnvelope, newEnvelope } from './codec.ts';
@@ -160,4 +160,56 @@ test('publishing the same message again stores nothing twice', async (t) => {
   const stored = await entries(jsm);
   assert.equal(stored.filter((e) => e.messageId === multi).length, 2);
   assert.equal(stored.filter((e) => e.messageId === single).length, 1);
+});
+
+test('a batch refused while the stream has its maximum of batches in flight is tried again', async (t) => {
+  const { nc, js, jsm } = await setup(t);
+  // nats-server 2.12 keeps at most 50 batches in flight per stream: fill every slot with batches
+  // that are started and never committed (the server would drop them only after 10 s).
+  const dangling: string[] = [];
+  for (let i = 0; i < 50; i++) {
+    const h = headers();
+    h.set('Nats-Batch-Id', `dangling-${i}`);
+    h.set('Nats-Batch-Sequence', '1');
+    const r = await nc.request('petrel.outbound.0', new Uint8Array(), { headers: h, timeout: 5000 });
+    assert.equal(r.data.length, 0, `batch ${i} started`);
+    dangling.push(`dangling-${i}`);
+  }
+
+  // Core subscribers see every published message: count the attempts of the message under test.
+  const messageId = newMessageId();
+  const attempts = new Set<string>();
+  let secondAttempt: () => void = () => {};
+  const retried = new Promise<void>((resolve) => {
+    secondAttempt = resolve;
+  });
+  const spy = nc.subscribe('petrel.outbound.>', {
+    callback: (_err, m) => {
+      if (m.headers?.get('Petrel-Message-Id') !== messageId) return;
+      attempts.add(m.headers.get('Nats-Batch-Id'));
+      if (attempts.size >= 2) secondAttempt();
+    },
+  });
+  t.after(() => spy.unsubscribe());
+
+  const publishing = publishMessage(js, nc, {
+    messageId,
+    envelopes: envelopes(messageId, ['a.example', 'b.example', 'c.example']),
+    body: Buffer.from('Subject: burst\r\n\r\n'),
+    timeoutMs: 10_000,
+  });
+  await Promise.race([
+    retried,
+    publishing.then(() => assert.fail('published while every batch slot was taken')),
+  ]);
+  // Free one slot by committing a dangling batch: the next attempt gets it.
+  const commit = headers();
+  commit.set('Nats-Batch-Id', dangling[0] as string);
+  commit.set('Nats-Batch-Sequence', '2');
+  commit.set('Nats-Batch-Commit', '1');
+  await nc.request('petrel.outbound.0', new Uint8Array(), { headers: commit, timeout: 5000 });
+  await publishing;
+
+  const stored = (await entries(jsm)).filter((e) => e.messageId === messageId);
+  assert.deepEqual(stored.map((e) => e.destinationDomain).sort(), ['a.example', 'b.example', 'c.example']);
 });

@@ -1,8 +1,10 @@
 import { randomUUID } from 'node:crypto';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { JetStreamClient } from '@nats-io/jetstream';
 import { Objm } from '@nats-io/obj';
 import { headers, type NatsConnection } from '@nats-io/transport-node';
 import { create, type Envelope, ObjectRefSchema } from '@petrel/proto';
+import type { AckPublisher } from './ack-publisher.ts';
 import { encodeEnvelope } from './codec.ts';
 import { publishEntry } from './publisher.ts';
 import { BUCKET_BODIES } from './streams.ts';
@@ -26,6 +28,8 @@ export class QueueError extends Error {
 }
 
 export interface PublishMessageInput {
+  /** Shared acknowledged publisher (the ingress's): no per-request overhead of nats.js requests. */
+  publisher?: AckPublisher;
   messageId: string;
   /** One entry per destination domain, `content` unset (filled in here). */
   envelopes: readonly Envelope[];
@@ -39,10 +43,21 @@ const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
 const PAYLOAD_MARGIN = 8 * 1024;
 
 /**
- * JetStream API error codes seen on atomic batch commits (nats-server 2.12,
- * server/errors.json): a Nats-Msg-Id in the batch was already stored within the duplicate window.
+ * JetStream API error codes of atomic batch publishes (nats-server 2.12, server/errors.json).
+ * Duplicate: a Nats-Msg-Id in the batch was already stored within the duplicate window.
+ * Incomplete: the batch was dropped before its commit, which is also the answer when the stream
+ * already has its maximum of batches in flight (50 by default), and TooManyInflight is that same
+ * limit's own code on newer servers. After either nothing is stored and trying again is safe.
  */
-const ERR_BATCH_DUPLICATE = 10201;
+const BatchErrorCode = {
+  Incomplete: 10176,
+  Duplicate: 10201,
+  TooManyInflight: 10210,
+} as const;
+const RETRYABLE: ReadonlySet<number> = new Set([BatchErrorCode.Incomplete, BatchErrorCode.TooManyInflight]);
+/** Pause before the next attempt after a retryable refusal (doubling up to the cap), within the timeout. */
+const RETRY_FIRST_MS = 10;
+const RETRY_MAX_MS = 200;
 
 /**
  * Queues one accepted message: one entry per destination domain, all stored or none.
@@ -66,11 +81,43 @@ export async function publishMessage(
   const { messageId, envelopes, body, timeoutMs } = input;
   if (envelopes.length === 0) throw new TypeError(`message ${messageId} has no entries`);
   const maxPayload = nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD;
-  const overhead = Math.max(
-    ...envelopes.map((e) => encodeEnvelope({ ...e, content: { case: undefined } }).length),
-  );
+  // Each entry is encoded once without its content: the size decision needs it, and an inline
+  // body is then appended as field 16 (protobuf fields may come in any order), so the body is
+  // copied once rather than re-encoded.
+  const heads = envelopes.map((e) => encodeEnvelope({ ...e, content: { case: undefined } }));
+  const overhead = Math.max(...heads.map((h) => h.length));
+  const inline = body.length + overhead + PAYLOAD_MARGIN <= maxPayload;
+  try {
+    if (inline && envelopes.length === 1) {
+      const entry = envelopes[0] as Envelope;
+      const payload = Buffer.concat([heads[0] as Uint8Array, rawField(body.length), body]);
+      if (input.publisher === undefined) {
+        await publishEntry(js, entry, { timeoutMs, payload });
+        return;
+      }
+      const h = entryHeaders(entry);
+      h.set('Nats-Msg-Id', entryDedupeId(entry.messageId, entry.destinationDomain));
+      const ack = await input.publisher.publish(
+        outboundSubject(entry.destinationDomain),
+        payload,
+        h,
+        timeoutMs,
+      );
+      if (ack?.error) {
+        throw new QueueError(
+          QueueErrorCode.Publish,
+          `publish refused: ${ack.error.description} (${ack.error.err_code})`,
+        );
+      }
+      if (ack?.seq === undefined) throw new QueueError(QueueErrorCode.Publish, 'publish not acknowledged');
+      return;
+    }
+  } catch (error) {
+    if (error instanceof QueueError) throw error;
+    throw new QueueError(QueueErrorCode.Publish, `queueing message ${messageId} failed`, { cause: error });
+  }
   let entries: Envelope[];
-  if (body.length + overhead + PAYLOAD_MARGIN <= maxPayload) {
+  if (inline) {
     entries = envelopes.map((e) => ({ ...e, content: { case: 'raw', value: body } }));
   } else {
     const ref = await storeBody(js, messageId, body, timeoutMs);
@@ -86,6 +133,27 @@ export async function publishMessage(
     if (error instanceof QueueError) throw error;
     throw new QueueError(QueueErrorCode.Publish, `queueing message ${messageId} failed`, { cause: error });
   }
+}
+
+/** Protobuf key and length of Envelope.raw (field 16, wire type 2). */
+function rawField(length: number): Buffer {
+  const bytes = [0x82, 0x01];
+  let n = length;
+  while (n > 0x7f) {
+    bytes.push((n & 0x7f) | 0x80);
+    n = Math.floor(n / 128);
+  }
+  bytes.push(n);
+  return Buffer.from(bytes);
+}
+
+function entryHeaders(entry: Envelope) {
+  const h = headers();
+  h.set(QueueHeader.messageId, entry.messageId);
+  h.set(QueueHeader.destination, entry.destinationDomain);
+  if (entry.trace?.traceparent) h.set(QueueHeader.traceparent, entry.trace.traceparent);
+  if (entry.trace?.tracestate) h.set(QueueHeader.tracestate, entry.trace.tracestate);
+  return h;
 }
 
 async function storeBody(js: JetStreamClient, messageId: string, body: Buffer, timeoutMs: number) {
@@ -107,8 +175,40 @@ interface BatchReply {
   count?: number;
 }
 
-/** Publishes the entries as one atomic batch: first and commit are requests, the rest fire-and-forget. */
+/**
+ * Publishes the entries as one atomic batch, again with a new batch id while the server answers
+ * that the batch is incomplete (dropped, or too many batches in flight on the stream) and the
+ * timeout allows: a burst of multi-domain messages must not turn into 451s while slots free up
+ * within milliseconds.
+ */
 async function publishBatch(nc: NatsConnection, entries: readonly Envelope[], timeoutMs: number) {
+  const deadline = performance.now() + timeoutMs;
+  let pause = RETRY_FIRST_MS;
+  for (;;) {
+    try {
+      await publishBatchOnce(nc, entries, Math.max(1, deadline - performance.now()));
+      return;
+    } catch (error) {
+      const retryable = error instanceof BatchRefused && RETRYABLE.has(error.apiCode);
+      if (!retryable || performance.now() + pause >= deadline) throw error;
+    }
+    await delay(pause);
+    pause = Math.min(pause * 2, RETRY_MAX_MS);
+  }
+}
+
+/** A JetStream error answer to a batch message; `apiCode` is the server's err_code. */
+class BatchRefused extends QueueError {
+  readonly apiCode: number;
+  constructor(apiCode: number, message: string) {
+    super(QueueErrorCode.Publish, message);
+    this.apiCode = apiCode;
+  }
+}
+
+/** One attempt: first and commit are requests (sharing the time left), the rest fire-and-forget. */
+async function publishBatchOnce(nc: NatsConnection, entries: readonly Envelope[], timeoutMs: number) {
+  const deadline = performance.now() + timeoutMs;
   const batchId = randomUUID();
   const last = entries.length - 1;
   for (const [i, entry] of entries.entries()) {
@@ -128,13 +228,16 @@ async function publishBatch(nc: NatsConnection, entries: readonly Envelope[], ti
       continue;
     }
     // The first message is acknowledged with an empty reply, or an error when batching is refused.
-    const r = await nc.request(subject, data, { headers: h, timeout: timeoutMs });
+    const r = await nc.request(subject, data, {
+      headers: h,
+      timeout: Math.max(1, Math.ceil(deadline - performance.now())),
+    });
     if (r.data.length === 0) continue;
     const ack = r.json<BatchReply>();
     if (ack.error) {
-      if (ack.error.err_code === ERR_BATCH_DUPLICATE) return;
-      throw new QueueError(
-        QueueErrorCode.Publish,
+      if (ack.error.err_code === BatchErrorCode.Duplicate) return;
+      throw new BatchRefused(
+        ack.error.err_code,
         `batch publish refused: ${ack.error.description} (${ack.error.err_code})`,
       );
     }

@@ -12,18 +12,22 @@ import { EventSubject, entryDedupeId, outboundSubject, QueueHeader } from './sub
 export async function publishEntry(
   js: JetStreamClient,
   envelope: Envelope,
-  options: { timeoutMs: number; dedupeId?: string },
+  options: { timeoutMs: number; dedupeId?: string; payload?: Uint8Array },
 ): Promise<PubAck> {
   const h = headers();
   h.set(QueueHeader.messageId, envelope.messageId);
   h.set(QueueHeader.destination, envelope.destinationDomain);
   if (envelope.trace?.traceparent) h.set(QueueHeader.traceparent, envelope.trace.traceparent);
   if (envelope.trace?.tracestate) h.set(QueueHeader.tracestate, envelope.trace.tracestate);
-  return await js.publish(outboundSubject(envelope.destinationDomain), encodeEnvelope(envelope), {
-    msgID: options.dedupeId ?? entryDedupeId(envelope.messageId, envelope.destinationDomain),
-    headers: h,
-    timeout: options.timeoutMs,
-  });
+  return await js.publish(
+    outboundSubject(envelope.destinationDomain),
+    options.payload ?? encodeEnvelope(envelope),
+    {
+      msgID: options.dedupeId ?? entryDedupeId(envelope.messageId, envelope.destinationDomain),
+      headers: h,
+      timeout: options.timeoutMs,
+    },
+  );
 }
 
 const subjectByKind: Record<EventKind, EventSubject | undefined> = {

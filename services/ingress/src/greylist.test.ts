@@ -63,13 +63,12 @@ test('a triplet not seen for longer than the expiry starts over', async (t) => {
   const greylist = new Greylist(kv, { log: recorder().log, now: () => now });
   const attempt = {
     ip: '2001:db8:1:2::5',
-    sender: '',
+    sender: 'a@example.org',
     recipient: 'b@example.net',
     delaySeconds: DELAY,
     expireSeconds: EXPIRE,
   };
 
-  // Null sender greylisted like any other.
   assert.equal((await greylist.check(attempt))?.code, 451);
   now += (EXPIRE + 1) * 1000;
   assert.equal((await greylist.check(attempt))?.code, 451, 'never retried in time: new first sighting');
@@ -78,6 +77,46 @@ test('a triplet not seen for longer than the expiry starts over', async (t) => {
   assert.equal(await greylist.check({ ...attempt, ip: '2001:db8:1:2:ffff::1' }), undefined);
   now += (EXPIRE + 1) * 1000;
   assert.equal((await greylist.check(attempt))?.code, 451, 'passed, then silent beyond the expiry');
+});
+
+test('the null sender is never greylisted and leaves no state', async (t) => {
+  const kv = await bucket(t);
+  const greylist = new Greylist(kv, { log: recorder().log, now: () => 1_700_000_000_000 });
+  const bounce = {
+    ip: '192.0.2.10',
+    sender: '',
+    recipient: 'b@example.net',
+    delaySeconds: DELAY,
+    expireSeconds: EXPIRE,
+  };
+  assert.equal(await greylist.check(bounce), undefined);
+  assert.equal(await greylist.check(bounce), undefined);
+  assert.equal((await kv.status()).values, 0);
+  // The same triplet with a sender is greylisted as usual.
+  assert.equal((await greylist.check({ ...bounce, sender: 'a@example.org' }))?.code, 451);
+});
+
+test('an unreachable NATS server makes the check pass after its timeout, not the request timeout', async (t) => {
+  const server = await startNats((fn) => t.after(fn));
+  const nc = await connect({ servers: server.url, maxReconnectAttempts: -1, reconnectTimeWait: 100 });
+  t.after(() => nc.close());
+  const kv = await new Kvm(jetstream(nc)).create('petrel_greylist');
+  const { log, warnings } = recorder();
+  const greylist = new Greylist(kv, { log, timeoutMs: 200 });
+  await server.stop();
+  const started = performance.now();
+  const result = await greylist.check({
+    ip: '192.0.2.1',
+    sender: 'a@x.example',
+    recipient: 'b@y.example',
+    delaySeconds: DELAY,
+    expireSeconds: EXPIRE,
+  });
+  const elapsed = performance.now() - started;
+  assert.equal(result, undefined);
+  // The KV client's own request timeout is 5 s.
+  assert.ok(elapsed < 2000, `took ${elapsed} ms`);
+  assert.equal(warnings.length, 1);
 });
 
 test('without the bucket the check fails open and logs', async (t) => {

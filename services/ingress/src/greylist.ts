@@ -21,7 +21,14 @@ export interface GreylistOptions {
   log: GreylistLog;
   /** Milliseconds since the epoch; injected by tests. */
   now?: () => number;
+  /**
+   * Longest a check may wait for the bucket before it lets the attempt pass (default 1000 ms):
+   * while NATS is unreachable every RCPT would otherwise wait for the client's full request timeout.
+   */
+  timeoutMs?: number;
 }
+
+const DEFAULT_TIMEOUT_MS = 1000;
 
 export interface GreylistCheck {
   ip: string;
@@ -48,23 +55,45 @@ interface TripletRecord {
  * because large senders retry from a neighbouring address, RFC 6647 §4.1), the sender and the
  * recipient, lower-cased and hashed into a KV-safe key.
  *
- * The null sender is greylisted like any other: bounces come from real MTAs, which retry. The
- * caller skips authenticated sessions. When the bucket cannot be read or written the check fails
- * open (no reply) and logs: greylisting is a filter, not a reason to refuse mail.
+ * The null sender passes: delivery status notifications and sender-verification callouts use it,
+ * and a callout does not retry. The caller skips authenticated sessions. When the bucket cannot be
+ * read or written in time the check fails open (no reply) and logs: greylisting is a filter, never
+ * a reason to lose or hold up mail.
  */
 export class Greylist {
   readonly #kv: KV;
   readonly #log: GreylistLog;
   readonly #now: () => number;
+  readonly #timeoutMs: number;
 
   constructor(kv: KV, options: GreylistOptions) {
     this.#kv = kv;
     this.#log = options.log;
     this.#now = options.now ?? Date.now;
+    this.#timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   }
 
   /** A 451 4.7.1 reply while the triplet is greylisted, undefined when it may pass. */
   async check(c: GreylistCheck): Promise<Reply | undefined> {
+    if (c.sender === '') return undefined;
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), this.#timeoutMs);
+    });
+    try {
+      const result = await Promise.race([this.#decide(c), timedOut]);
+      if (result !== 'timeout') return result;
+      this.#log.warn(
+        { ip: c.ip, timeoutMs: this.#timeoutMs },
+        'greylist state too slow; letting the attempt pass',
+      );
+      return undefined;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async #decide(c: GreylistCheck): Promise<Reply | undefined> {
     const key = greylistKey(c.ip, c.sender, c.recipient);
     const now = this.#now();
     try {

@@ -7,7 +7,7 @@ import { Kvm } from '@nats-io/kv';
 import { connect } from '@nats-io/transport-node';
 import { liveDomains } from '@petrel/config';
 import { DnsResolver } from '@petrel/dns';
-import { ensureStreams, publishMessage } from '@petrel/queue';
+import { AckPublisher, ensureStreams, publishMessage } from '@petrel/queue';
 import { ListenerMode } from '@petrel/smtp';
 import { createLogger } from '@petrel/telemetry';
 import { Acceptor } from './acceptor.ts';
@@ -57,10 +57,11 @@ async function main(): Promise<void> {
   const resolver = new DnsResolver({
     servers: config.dnsServers === '' ? undefined : config.dnsServers.split(','),
   });
+  const publisher = new AckPublisher(nc);
   const acceptor = new Acceptor(
     {
       write: (messageId, envelopes, body) =>
-        publishMessage(js, nc, { messageId, envelopes, body, timeoutMs: config.publishTimeoutMs }),
+        publishMessage(js, nc, { publisher, messageId, envelopes, body, timeoutMs: config.publishTimeoutMs }),
     },
     log,
   );
@@ -142,6 +143,7 @@ async function main(): Promise<void> {
     );
     process.send?.({ type: 'stopping', component: 'ingress' });
     await Promise.all(listeners.map((l) => l.listener.close(config.shutdownGraceMs)));
+    publisher.close();
     certificates.close();
     domains.close();
     health.close();

@@ -134,7 +134,8 @@ export function ingressHandler(deps: IngressHandlerDeps): SessionHandler {
           const d = index.managed(r.mailbox.domain);
           if (d !== undefined) flags.push(d.inbound.checks);
         }
-        if (flags.length > 0) {
+        // Nothing to verify for these domains: do not even parse the message.
+        if (flags.some((f) => f.spf || f.dkim || f.dmarc || f.arc)) {
           const result = await deps.inbound.check({
             message: body,
             clientIp: session.remoteAddress,
