@@ -17,6 +17,7 @@ import type { Logger } from '@petrel/telemetry';
 import type { Acceptor } from './acceptor.ts';
 import type { Greylist } from './greylist.ts';
 import type { InboundChecks } from './inbound/index.ts';
+import { stripOwnAuthenticationResults } from './inbound/strip.ts';
 import type { AuthThrottle, ConnectionLimiter } from './limits.ts';
 import { inNetworks } from './listener.ts';
 import type { RelayPolicy } from './policy.ts';
@@ -77,6 +78,8 @@ const etrnDenied = reply(ReplyCode.EtrnNodeNotAllowed, '5.7.1', 'ETRN not allowe
 export function ingressHandler(deps: IngressHandlerDeps): SessionHandler {
   const { log } = deps;
   const admitted = new Set<string>();
+  /** Ends a tarpit delay when its session ends. */
+  const ending = new Map<string, AbortController>();
   return {
     connect(session) {
       const refusal = deps.connections.tryAcquire(session.remoteAddress);
@@ -85,6 +88,8 @@ export function ingressHandler(deps: IngressHandlerDeps): SessionHandler {
     },
     closed(session) {
       if (admitted.delete(session.id)) deps.connections.release(session.remoteAddress);
+      ending.get(session.id)?.abort();
+      ending.delete(session.id);
     },
     observe(session, event, detail) {
       sessionEvents.add(1, { event, listener: session.mode });
@@ -113,7 +118,14 @@ export function ingressHandler(deps: IngressHandlerDeps): SessionHandler {
       const domain = deps.domains().managed(recipient.mailbox.domain);
       if (domain === undefined) return undefined;
       const { greylisting, tarpit } = domain.inbound;
-      if (tarpit.enabled) await tarpitDelay(tarpit.delayMs);
+      if (tarpit.enabled) {
+        let controller = ending.get(session.id);
+        if (controller === undefined) {
+          controller = new AbortController();
+          ending.set(session.id, controller);
+        }
+        await tarpitDelay(tarpit.delayMs, controller.signal);
+      }
       if (greylisting.enabled && deps.greylist !== undefined) {
         return await deps.greylist.check({
           ip: session.remoteAddress,
@@ -125,7 +137,8 @@ export function ingressHandler(deps: IngressHandlerDeps): SessionHandler {
       }
       return undefined;
     },
-    async message(session, tx, body) {
+    async message(session, tx, original) {
+      let body = original;
       let prefix = '';
       if (session.auth === undefined && session.mode === ListenerMode.Mx && deps.inbound !== undefined) {
         const index = deps.domains();
@@ -136,6 +149,8 @@ export function ingressHandler(deps: IngressHandlerDeps): SessionHandler {
         }
         // Nothing to verify for these domains: do not even parse the message.
         if (flags.some((f) => f.spf || f.dkim || f.dmarc || f.arc)) {
+          // RFC 8601 §5: results that claim to be ours did not come from us.
+          body = stripOwnAuthenticationResults(body, deps.hostname);
           const result = await deps.inbound.check({
             message: body,
             clientIp: session.remoteAddress,
