@@ -39,6 +39,7 @@ const nats = await startNats(after);
 
 const ingressMain = fileURLToPath(new URL('../services/ingress/src/main.ts', import.meta.url));
 // BENCH_CPU_PROFILE=dir writes a V8 CPU profile of the ingress there (inspect with Chrome DevTools).
+// biome-ignore lint/suspicious/noUndeclaredEnvVars: a benchmark option, not an input of a turbo task
 const profileDir = process.env['BENCH_CPU_PROFILE'];
 const ingress: ChildProcess = fork(ingressMain, [], {
   execArgv: [...process.execArgv, ...(profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [])],

@@ -1,5 +1,6 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import { domainToASCII, domainToUnicode } from 'node:url';
+import { asciiUpper } from './ascii.ts';
 
 /**
  * Path and parameter syntax of MAIL FROM and RCPT TO (RFC 5321 §4.1.2, RFC 6531 for UTF-8).
@@ -305,7 +306,7 @@ export function parsePathArgument(
   for (const token of tail.split(' ')) {
     if (token === '') continue;
     const eq = token.indexOf('=');
-    const key = (eq === -1 ? token : token.slice(0, eq)).toUpperCase();
+    const key = asciiUpper(eq === -1 ? token : token.slice(0, eq));
     const value = eq === -1 ? undefined : token.slice(eq + 1);
     if (!KEYWORD.test(key) || (value !== undefined && !VALUE.test(value))) {
       return fail(AddressProblem.Parameter, `invalid parameter ${token}`);

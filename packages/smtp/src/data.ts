@@ -155,7 +155,8 @@ export class DataDecoder {
           this.#emit(chunk, runStart, i);
           runStart = i;
           this.#emit(LF_BUFFER, 0, 1);
-          state = State.LineStart;
+          // A line ending we made up is not <CRLF> on the wire: a dot after it is data.
+          state = State.Mid;
           lineLength = 0;
           continue;
         }
@@ -171,11 +172,12 @@ export class DataDecoder {
         this.problems.bareCr = true;
         lineLength++; // the bare CR is an octet of the line
         if (this.#normalize) {
-          // The CR went out with the previous chunk; complete it to CRLF.
+          // The CR went out with the previous chunk; complete it to CRLF. As within a chunk, the
+          // made-up line ending does not start a line: a following dot cannot end the data.
           this.#emit(chunk, runStart, i);
           runStart = i;
           this.#emit(LF_BUFFER, 0, 1);
-          state = State.LineStart;
+          state = State.Mid;
           lineLength = 0;
           continue;
         }
@@ -248,6 +250,19 @@ export class DataDecoder {
     this.#state = state;
     this.#lineLength = lineLength;
     return len;
+  }
+
+  /**
+   * The end of a BDAT message (RFC 3030): the caller decides where it ends, so a CR held back as
+   * the last octet is decided here — a bare CR, recorded, and completed to CRLF when normalising.
+   */
+  end(): void {
+    if (this.#state === State.Cr && this.#checkLines) {
+      this.problems.bareCr = true;
+      if (this.#normalize) this.#emit(LF_BUFFER, 0, 1);
+      this.#state = State.Mid;
+    }
+    this.done = true;
   }
 }
 

@@ -3,6 +3,8 @@
  * into typed values, so that the session only decides sequence and policy. Each failure carries
  * the reply to send.
  */
+
+import { asciiUpper } from './ascii.ts';
 import { Enhanced, ReplyCode } from './codes.ts';
 import { type Reply, reply } from './reply.ts';
 
@@ -118,7 +120,7 @@ export function parseMailParameters(
         }
         break;
       case 'BODY': {
-        const v = value?.toUpperCase();
+        const v = value === undefined ? undefined : asciiUpper(value);
         if (v === undefined || !BODY_TYPES.has(v)) return { ok: false, reply: invalid('Invalid BODY') };
         body = v as BodyType;
         break;
@@ -128,7 +130,7 @@ export function parseMailParameters(
         smtputf8 = true;
         break;
       case 'RET': {
-        const v = value?.toUpperCase();
+        const v = value === undefined ? undefined : asciiUpper(value);
         if (v !== 'FULL' && v !== 'HDRS') return { ok: false, reply: invalid('RET must be FULL or HDRS') };
         ret = v;
         break;
@@ -162,7 +164,7 @@ export function parseMailParameters(
         const m = value === undefined ? null : /^([+-]?\d{1,9});([RrNn])([Tt]?)$/.exec(value);
         if (m === null) return { ok: false, reply: invalid('Invalid BY parameter') };
         const seconds = Number(m[1]);
-        const mode = (m[2] as string).toUpperCase() as 'R' | 'N';
+        const mode = asciiUpper(m[2] as string) as 'R' | 'N';
         if (mode === 'R' && seconds <= 0) {
           return { ok: false, reply: invalid('BY with R mode needs a positive by-time') };
         }
@@ -186,7 +188,7 @@ export function parseRecipientParameters(
   let orcpt: string | undefined;
   for (const [key, value] of params) {
     if (key === 'NOTIFY') {
-      const list = value?.toUpperCase().split(',') ?? [];
+      const list = value === undefined ? [] : asciiUpper(value).split(',');
       const valid =
         list.length > 0 &&
         new Set(list).size === list.length &&

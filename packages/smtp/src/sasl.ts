@@ -22,6 +22,7 @@
  */
 import { createHash, createHmac, pbkdf2, randomBytes, timingSafeEqual } from 'node:crypto';
 import { promisify } from 'node:util';
+import { asciiUpper } from './ascii.ts';
 
 export const SaslMechanism = {
   /** RFC 7677 */
@@ -39,7 +40,7 @@ const MECHANISMS: ReadonlySet<string> = new Set(Object.values(SaslMechanism));
 
 /** RFC 4422 §3.1: mechanism names are upper case on the wire; clients are not always. */
 export function parseSaslMechanism(name: string): SaslMechanism | undefined {
-  const upper = name.toUpperCase();
+  const upper = asciiUpper(name);
   return MECHANISMS.has(upper) ? (upper as SaslMechanism) : undefined;
 }
 

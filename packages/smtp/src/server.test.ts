@@ -360,3 +360,27 @@ test('too many errors end the session with 421', async (t) => {
   expectReply(await wire.reply(), 421, '4.3.2');
   await wire.closed();
 });
+
+test('RCPT TO:<Postmaster> without a domain stands for the configured postmaster (RFC 5321 §4.5.1)', async (t) => {
+  const server = await startServer(t, { postmaster: 'abuse-desk@example.org' });
+  const wire = await session(t, server.port);
+  expectReply(await wire.command('MAIL FROM:<a@example.com>'), 250, '2.1.0');
+  expectReply(await wire.command('RCPT TO:<pOsTmAsTeR> NOTIFY=NEVER'), 250, '2.1.5');
+  // Only the exact domainless form: other local parts without a domain stay refused.
+  expectReply(await wire.command('RCPT TO:<postmasterx>'), 501, '5.1.3');
+  expectReply(await wire.command('RCPT TO:<abuse>'), 501, '5.1.3');
+  expectReply(await wire.command('DATA'), 354);
+  wire.write(stuffed('Subject: hi\r\n\r\nhello\r\n'));
+  expectReply(await wire.reply(), 250, '2.0.0');
+  assert.deepEqual(server.delivered[0]?.recipients, ['abuse-desk@example.org']);
+  assert.equal(server.delivered[0]?.tx.recipients[0]?.dsn.notify.join(), 'NEVER');
+
+  const byDefault = await startServer(t);
+  const other = await session(t, byDefault.port);
+  expectReply(await other.command('MAIL FROM:<a@example.com>'), 250, '2.1.0');
+  expectReply(await other.command('RCPT TO:<Postmaster>'), 250, '2.1.5');
+  expectReply(await other.command('DATA'), 354);
+  other.write(stuffed('\r\nx\r\n'));
+  expectReply(await other.reply(), 250, '2.0.0');
+  assert.deepEqual(byDefault.delivered[0]?.recipients, ['postmaster@test.local']);
+});

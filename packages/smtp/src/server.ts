@@ -2,6 +2,7 @@ import { isUtf8 } from 'node:buffer';
 import type { Socket } from 'node:net';
 import { TLSSocket, type TlsOptions } from 'node:tls';
 import { type Mailbox, type PathArgument, parseDomain, parsePathArgument } from './address.ts';
+import { asciiUpper } from './ascii.ts';
 import {
   DEFAULT_MAX_RECIPIENTS,
   Enhanced,
@@ -31,6 +32,10 @@ import { createSaslExchange, parseSaslMechanism, type SaslCredentials, type Sasl
  * port 587 (STARTTLS then AUTH required for every transaction, RFC 6409), 'smtps' is port 465
  * (implicit TLS, RFC 8314, AUTH required).
  */
+/** RFC 5321 §4.1.1.3: "<Postmaster>" without a domain, any case, with or without parameters. */
+const POSTMASTER = /^to: ?<postmaster>( |$)/i;
+const POSTMASTER_PATH = /<postmaster>/i;
+
 export const ListenerMode = { Mx: 'mx', Submission: 'submission', Smtps: 'smtps' } as const;
 export type ListenerMode = (typeof ListenerMode)[keyof typeof ListenerMode];
 
@@ -170,6 +175,11 @@ export interface ServerSessionOptions {
   bareLineEndings?: BareLineEndings;
   /** SASL mechanisms offered (default: all four). */
   authMechanisms?: readonly SaslMechanism[];
+  /**
+   * The mailbox that a domainless `RCPT TO:<Postmaster>` stands for (RFC 5321 §4.1.1.3, §4.5.1:
+   * it must be accepted); default postmaster@<hostname>. The handler then judges it as any other.
+   */
+  postmaster?: string;
 }
 
 const Defaults = {
@@ -362,6 +372,7 @@ export class ServerSession {
       proxy: false,
       ...Defaults,
       ...options,
+      postmaster: options.postmaster ?? `postmaster@${options.hostname}`,
     };
     this.info = {
       id,
@@ -553,7 +564,7 @@ export class ServerSession {
     const line = raw.toString('utf8');
     if (hasControl(line)) return this.#bad(R.badChars('Control character in command'), 'control');
     const space = line.indexOf(' ');
-    const verb = (space === -1 ? line : line.slice(0, space)).toUpperCase();
+    const verb = asciiUpper(space === -1 ? line : line.slice(0, space));
     const arg = space === -1 ? '' : line.slice(space + 1);
     // Only AUTH may use the longer line of RFC 4954 §4; no part of an over-long line is run.
     if (verb !== 'AUTH' && raw.length + 2 > COMMAND_LIMIT) {
@@ -856,7 +867,10 @@ export class ServerSession {
     if (tx === undefined) return this.#error(R.badSequence('Send MAIL first'));
     if (tx.transfer !== undefined) return this.#error(R.badSequence('RCPT after message data'));
     if (!/^to:/i.test(arg)) return this.#error(R.paramSyntax('Syntax: RCPT TO:<address>'));
-    const parsed = parsePathArgument(arg.slice(3), false, { utf8: true });
+    const path = POSTMASTER.test(arg)
+      ? arg.slice(3).replace(POSTMASTER_PATH, `<${this.#options.postmaster}>`)
+      : arg.slice(3);
+    const parsed = parsePathArgument(path, false, { utf8: true });
     if (!parsed.ok || parsed.value.mailbox === undefined) {
       return this.#error(
         reply(
@@ -864,6 +878,11 @@ export class ServerSession {
           Enhanced.BadDestinationSyntax,
           parsed.ok ? 'Invalid recipient' : parsed.reason,
         ),
+      );
+    }
+    if (!this.info.esmtp && parsed.value.params.size > 0) {
+      return this.#error(
+        reply(ReplyCode.ParametersNotRecognized, Enhanced.InvalidArguments, 'Parameters need EHLO'),
       );
     }
     const bad = this.#checkMailbox(parsed.value.mailbox, tx.smtputf8);
@@ -954,6 +973,7 @@ export class ServerSession {
     if (!last) return this.#reply(reply(ReplyCode.Ok, Enhanced.Ok, `${size} octets received`));
     this.#tx = undefined;
     this.#chunked = undefined;
+    target.end();
     return this.#finish(tx, target);
   }
 

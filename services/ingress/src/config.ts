@@ -45,6 +45,8 @@ export const IngressConfigSchema = z.strictObject({
   healthPort: listenerPort.default(8080),
   healthHost: z.string().default('0.0.0.0'),
   hostname: z.string().min(1).default('localhost'),
+  /** Where RCPT TO:<Postmaster> without a domain goes (RFC 5321 §4.5.1); default postmaster@<hostname>. */
+  postmaster: z.string().min(3).optional(),
   /** Kubernetes TLS-Secret-style directory: <dir>/<name>/tls.crt + tls.key. */
   tlsDir: z.string().default('/etc/petrel/tls'),
   /** Local mode: generate a self-signed certificate when the directory has none. */
@@ -89,6 +91,7 @@ const ENV: Record<keyof IngressConfig, string> = {
   healthPort: 'PETREL_HEALTH_PORT',
   healthHost: 'PETREL_HEALTH_HOST',
   hostname: 'PETREL_HOSTNAME',
+  postmaster: 'PETREL_POSTMASTER',
   tlsDir: 'PETREL_TLS_DIR',
   tlsSelfSigned: 'PETREL_TLS_SELF_SIGNED',
   smtpProxyNetworks: 'PETREL_SMTP_PROXY_NETWORKS',

@@ -92,6 +92,7 @@ async function main(): Promise<void> {
     dataTimeoutMs: config.dataTimeoutMs,
     minDataRate: config.minDataRate,
     bareLineEndings: config.bareLineEndings,
+    ...(config.postmaster === undefined ? {} : { postmaster: config.postmaster }),
     tls: () => certificates.tlsOptions(),
   };
   const listeners: { mode: ListenerMode; listener: SmtpListener; port: number }[] = [];
