@@ -1,7 +1,7 @@
 // Benchmark of the ingress alone publishing to a single-node JetStream (no delivery worker):
 // 4 KiB messages over 32 and 100 connections, with and without connection reuse. Prints
 // accepted msg/s, the ingress process's CPU per message, and p50/p99 accept latency (final dot
-// written → 250 read); then the ingress's RSS with 10,000 idle connections.
+// written → 250 read); and, on a separate fresh ingress process, its RSS with 10,000 idle connections.
 // Usage: node bench/ingress.bench.ts [messagesWithReuse=20000] [messagesWithoutReuse=4000] [idle=10000]
 import { type ChildProcess, fork, spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -41,39 +41,50 @@ const ingressMain = fileURLToPath(new URL('../services/ingress/src/main.ts', imp
 // BENCH_CPU_PROFILE=dir writes a V8 CPU profile of the ingress there (inspect with Chrome DevTools).
 // biome-ignore lint/suspicious/noUndeclaredEnvVars: a benchmark option, not an input of a turbo task
 const profileDir = process.env['BENCH_CPU_PROFILE'];
-const ingress: ChildProcess = fork(ingressMain, [], {
-  execArgv: [...process.execArgv, ...(profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [])],
-  env: {
-    ...process.env,
-    PETREL_NATS_URL: nats.url,
-    PETREL_RUNTIME_CONFIG: runtimeConfig,
-    PETREL_SMTP_HOST: '127.0.0.1',
-    PETREL_SMTP_PORT: '0',
-    PETREL_SUBMISSION_PORT: 'off',
-    PETREL_SMTPS_PORT: 'off',
-    PETREL_HEALTH_PORT: 'off',
-    PETREL_TLS_DIR: join(dataDir, 'tls'),
-    PETREL_TLS_SELF_SIGNED: 'true',
-    PETREL_MAX_CONNECTIONS: String(idleCount + 1000),
-    PETREL_MAX_CONNECTIONS_PER_ADDRESS: String(idleCount + 1000),
-    PETREL_LOG_LEVEL: 'warn',
-  },
-  stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-});
-after(async () => {
-  if (ingress.exitCode === null) {
-    // SIGTERM: a graceful stop also lets V8 write the CPU profile.
-    ingress.kill('SIGTERM');
-    await once(ingress, 'exit');
-  }
-});
-const port = await new Promise<number>((resolve, reject) => {
-  ingress.on('message', (m: { type?: string; ports?: Record<string, number> }) => {
-    if (m.type === 'ready' && m.ports?.['mx'] !== undefined) resolve(m.ports['mx']);
+let ingress: ChildProcess | undefined;
+let port = 0;
+let pid = 0;
+
+/** Starts a fresh ingress (each measurement gets its own: RSS is not returned to the OS after load). */
+async function startIngress(): Promise<void> {
+  const child = fork(ingressMain, [], {
+    execArgv: [...process.execArgv, ...(profileDir ? ['--cpu-prof', '--cpu-prof-dir', profileDir] : [])],
+    env: {
+      ...process.env,
+      PETREL_NATS_URL: nats.url,
+      PETREL_RUNTIME_CONFIG: runtimeConfig,
+      PETREL_SMTP_HOST: '127.0.0.1',
+      PETREL_SMTP_PORT: '0',
+      PETREL_SUBMISSION_PORT: 'off',
+      PETREL_SMTPS_PORT: 'off',
+      PETREL_HEALTH_PORT: 'off',
+      PETREL_TLS_DIR: join(dataDir, 'tls'),
+      PETREL_TLS_SELF_SIGNED: 'true',
+      PETREL_MAX_CONNECTIONS: String(idleCount + 1000),
+      PETREL_MAX_CONNECTIONS_PER_ADDRESS: String(idleCount + 1000),
+      PETREL_LOG_LEVEL: 'warn',
+    },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
-  ingress.once('exit', (code) => reject(new Error(`ingress exited (${code})`)));
-});
-const pid = ingress.pid ?? 0;
+  ingress = child;
+  port = await new Promise<number>((resolve, reject) => {
+    child.on('message', (m: { type?: string; ports?: Record<string, number> }) => {
+      if (m.type === 'ready' && m.ports?.['mx'] !== undefined) resolve(m.ports['mx']);
+    });
+    child.once('exit', (code) => reject(new Error(`ingress exited (${code})`)));
+  });
+  pid = child.pid ?? 0;
+}
+
+async function stopIngress(): Promise<void> {
+  const child = ingress;
+  if (child !== undefined && child.exitCode === null) {
+    // SIGTERM: a graceful stop also lets V8 write the CPU profile.
+    child.kill('SIGTERM');
+    await once(child, 'exit');
+  }
+}
+after(stopIngress);
 
 /** utime + stime of the ingress process, in µs (procfs clock ticks are 100 Hz). */
 async function cpuMicros(): Promise<number> {
@@ -211,8 +222,7 @@ async function scenario(connections: number, total: number, reuse: boolean): Pro
   );
 }
 
-try {
-  // Idle connections first, on a fresh process: RSS is not returned to the OS after load.
+async function idleConnections(): Promise<void> {
   const before = await rssMiB();
   const idle: Conn[] = [];
   for (let i = 0; i < idleCount; i += 500) {
@@ -231,6 +241,15 @@ try {
       `(${before.toFixed(0)} MiB before, ${(((rss - before) * 1024) / Math.max(1, idle.length)).toFixed(1)} KiB per connection)`,
   );
   for (const c of idle) c.socket.destroy();
+}
+
+try {
+  if (idleCount > 0) {
+    await startIngress();
+    await idleConnections();
+    await stopIngress();
+  }
+  await startIngress();
   await scenario(32, 2000, true); // warm-up
   console.log(
     `ingress alone → JetStream (single node), ${message.length} B messages, 2 cores shared with the load generator`,
