@@ -6,6 +6,18 @@ export {
 } from './ack-publisher.ts';
 export { decodeEnvelope, decodeEvent, encodeEnvelope, encodeEvent, newEnvelope, newEvent } from './codec.ts';
 export {
+  DeferHeader,
+  type DeferInput,
+  type DeferredEntry,
+  deferEntry,
+  deferredEntries,
+  deferredFilter,
+  deferredSubject,
+  destinationKey,
+  purgeDeferred,
+  retryDeferredNow,
+} from './deferred.ts';
+export {
   loadBody,
   type PublishMessageInput,
   publishMessage,
@@ -29,6 +41,7 @@ export {
   type StreamOptions,
 } from './streams.ts';
 export {
+  DEFERRED_SUBJECT_PREFIX,
   EventSubject,
   entryDedupeId,
   fnv1a,

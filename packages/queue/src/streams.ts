@@ -11,7 +11,7 @@ import {
   type StreamConfig,
 } from '@nats-io/jetstream';
 import { Objm } from '@nats-io/obj';
-import { EVENTS_SUBJECT_PREFIX, OUTBOUND_SUBJECT_PREFIX } from './subjects.ts';
+import { DEFERRED_SUBJECT_PREFIX, EVENTS_SUBJECT_PREFIX, OUTBOUND_SUBJECT_PREFIX } from './subjects.ts';
 
 export const STREAM_OUTBOUND = 'PETREL_OUTBOUND';
 export const STREAM_EVENTS = 'PETREL_EVENTS';
@@ -31,17 +31,26 @@ export interface StreamOptions {
 export function outboundStreamConfig(options: StreamOptions): Partial<StreamConfig> & { name: string } {
   return {
     name: STREAM_OUTBOUND,
-    subjects: [`${OUTBOUND_SUBJECT_PREFIX}.>`],
+    // Ready entries, and deferred ones waiting as message schedules (docs/queue-model.md).
+    subjects: [`${OUTBOUND_SUBJECT_PREFIX}.>`, `${DEFERRED_SUBJECT_PREFIX}.>`],
     // Work queue: an entry disappears once a worker acked it (delivered or given up).
     retention: RetentionPolicy.Workqueue,
     storage: StorageType.File,
     num_replicas: options.replicas,
-    // Never drop accepted mail to make room: refuse new publishes instead (the client gets 451).
-    discard: DiscardPolicy.New,
+    // Never drop accepted mail to make room: the stream has no message or byte limits, so the
+    // discard policy never removes anything; when the server's storage is exhausted a publish is
+    // refused (the client gets 451). "old" rather than "new" because message schedules (deferred
+    // mail) are refused by the server on a discard-new stream.
+    max_msgs: -1,
+    max_bytes: -1,
+    max_age: 0,
+    discard: DiscardPolicy.Old,
     // Window in which a re-published entry with the same Nats-Msg-Id is dropped as a duplicate.
     duplicate_window: 2 * 60 * 1000 * NANOS_PER_MS,
     // The entries of one message (one per domain) are published as one atomic batch (nats-server 2.12).
     allow_atomic: true,
+    // Deferred entries are `@at` schedules that the server republishes to the ready subject (2.12).
+    allow_msg_schedules: true,
   };
 }
 

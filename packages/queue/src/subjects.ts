@@ -7,6 +7,8 @@
  */
 export const OUTBOUND_SUBJECT_PREFIX = 'petrel.outbound';
 export const EVENTS_SUBJECT_PREFIX = 'petrel.events';
+/** Deferred entries: message schedules, one per entry (see deferred.ts). */
+export const DEFERRED_SUBJECT_PREFIX = 'petrel.deferred';
 export const OUTBOUND_SHARDS = 64;
 
 /** FNV-1a 32-bit: stable across processes and releases (the shard is part of the stored subject). */
