@@ -109,12 +109,22 @@ test('the entries of one message are stored all or none', async (t) => {
     body: Buffer.from('x'),
     timeoutMs: 5000,
   });
-  // Room for two more entries; the next message has three.
-  await jsm.streams.update(STREAM_OUTBOUND, { ...outboundStreamConfig({ replicas: 1 }), max_msgs: 3 });
+  // The server refuses one entry of the next message (too large for the stream's limit): the
+  // whole batch must be refused, the other two entries included.
+  await jsm.streams.update(STREAM_OUTBOUND, { ...outboundStreamConfig({ replicas: 1 }), max_msg_size: 1024 });
   const messageId = newMessageId();
+  const [a, b, c] = envelopes(messageId, ['a.example', 'b.example', 'c.example']) as [
+    Envelope,
+    Envelope,
+    Envelope,
+  ];
+  c.recipients = Array.from({ length: 60 }, (_, i) => ({
+    ...(c.recipients[0] as Envelope['recipients'][0]),
+    address: `rcpt-${i}@c.example`,
+  }));
   const input = {
     messageId,
-    envelopes: envelopes(messageId, ['a.example', 'b.example', 'c.example']),
+    envelopes: [a, b, c],
     body: Buffer.from('Subject: three\r\n\r\n'),
     timeoutMs: 5000,
   };
@@ -128,7 +138,7 @@ test('the entries of one message are stored all or none', async (t) => {
   );
 
   // The refused batch left no dedupe ids behind: once there is room, the same publish succeeds.
-  await jsm.streams.update(STREAM_OUTBOUND, { ...outboundStreamConfig({ replicas: 1 }), max_msgs: -1 });
+  await jsm.streams.update(STREAM_OUTBOUND, { ...outboundStreamConfig({ replicas: 1 }), max_msg_size: -1 });
   await publishMessage(js, nc, input);
   const after = await entries(jsm);
   assert.deepEqual(
