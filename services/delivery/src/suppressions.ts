@@ -1,0 +1,91 @@
+/**
+ * The suppression list (issue 4, "Scheduling and limits"): recipients that hard-bounced are not
+ * tried again for a while; later mail to them is bounced without a connection attempt. Kept in
+ * the NATS KV bucket `petrel_suppressions`, so every worker sees it and the state issue can list
+ * and edit it. One key per address (base64url of the lower-cased address: KV keys allow no "@").
+ */
+import type { KV } from '@nats-io/kv';
+
+export const SUPPRESSIONS_BUCKET = 'petrel_suppressions';
+/** The bucket keeps history for no longer than the longest suppression we allow. */
+export const MAX_SUPPRESSION_MS = 365 * 24 * 3600 * 1000;
+
+export interface Suppression {
+  readonly address: string;
+  /** Why: the remote reply that caused it ("550 5.1.1 user unknown"), or an operator's note. */
+  readonly reason: string;
+  /** RFC 3463 status of the bounce, e.g. 5.1.1. */
+  readonly status: string;
+  readonly createdAt: string;
+  readonly expiresAt: string;
+  /** "bounce" (added by delivery) or "manual". */
+  readonly source: 'bounce' | 'manual';
+}
+
+export function suppressionKey(address: string): string {
+  return Buffer.from(address.toLowerCase(), 'utf8').toString('base64url');
+}
+
+export class SuppressionList {
+  readonly #kv: KV;
+  readonly #now: () => number;
+
+  constructor(kv: KV, now: () => number = Date.now) {
+    this.#kv = kv;
+    this.#now = now;
+  }
+
+  async add(
+    address: string,
+    entry: { reason: string; status: string; forMs: number; source: Suppression['source'] },
+  ): Promise<Suppression> {
+    const now = this.#now();
+    const value: Suppression = {
+      address: address.toLowerCase(),
+      reason: entry.reason,
+      status: entry.status,
+      createdAt: new Date(now).toISOString(),
+      expiresAt: new Date(now + Math.min(entry.forMs, MAX_SUPPRESSION_MS)).toISOString(),
+      source: entry.source,
+    };
+    await this.#kv.put(suppressionKey(address), JSON.stringify(value));
+    return value;
+  }
+
+  /** The suppression in force for this address, or undefined (expired ones do not count). */
+  async get(address: string): Promise<Suppression | undefined> {
+    const entry = await this.#kv.get(suppressionKey(address));
+    if (entry === null || entry.operation !== 'PUT' || entry.length === 0) return undefined;
+    let value: Suppression;
+    try {
+      value = entry.json<Suppression>();
+    } catch {
+      return undefined;
+    }
+    return Date.parse(value.expiresAt) > this.#now() ? value : undefined;
+  }
+
+  async remove(address: string): Promise<void> {
+    await this.#kv.delete(suppressionKey(address));
+  }
+
+  /** Every suppression in force (for the state issue's API and CLI). */
+  async list(): Promise<Suppression[]> {
+    const out: Suppression[] = [];
+    for await (const key of await this.#kv.keys()) {
+      const address = Buffer.from(key, 'base64url').toString('utf8');
+      const value = await this.get(address);
+      if (value !== undefined) out.push(value);
+    }
+    return out.sort((a, b) => a.address.localeCompare(b.address));
+  }
+}
+
+/**
+ * Which bounces suppress: the recipient does not exist or its mailbox is gone (RFC 3463 X.1.1
+ * bad destination mailbox, X.1.2 bad destination system, X.1.6 mailbox moved, X.1.10 null MX).
+ * Policy refusals (5.7.x) and full mailboxes (5.2.2) say nothing lasting about the address.
+ */
+export function suppresses(status: string): boolean {
+  return /^5\.1\.(1|2|6|10)$/.test(status);
+}
