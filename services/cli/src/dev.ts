@@ -26,6 +26,7 @@ export interface DevOptions {
   httpPort: number;
   dnsServer?: string;
   smarthost?: string;
+  mxPort?: number;
   natsUrl?: string;
   databaseUrl?: string;
 }
@@ -140,7 +141,10 @@ export async function runDev(options: DevOptions): Promise<number> {
       });
     };
 
-    await start('delivery', options.smarthost ? { PETREL_SMARTHOST: options.smarthost } : {});
+    await start('delivery', {
+      ...(options.smarthost ? { PETREL_SMARTHOST: options.smarthost } : {}),
+      ...(options.mxPort === undefined ? {} : { PETREL_MX_PORT: String(options.mxPort) }),
+    });
     await start('ingress', {
       PETREL_SMTP_HOST: '127.0.0.1',
       PETREL_SMTP_PORT: String(options.smtpPort),

@@ -27,6 +27,7 @@ program
   .option('--http-port <n>', 'health endpoints', port, 8025)
   .option('--smarthost <host:port>', 'deliver every message there instead of routing', hostPort)
   .option('--dns-server <host:port>', "resolve through this DNS server instead of the system's", hostPort)
+  .option('--mx-port <n>', 'connect to MX hosts on this port instead of 25 (tests, benchmarks)', port)
   .option('--nats-url <url>', 'use this NATS server (JetStream enabled) instead of starting one')
   .option('--database-url <url>', 'use this Postgres instead of starting one')
   .action(async (options) => {

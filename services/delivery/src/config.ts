@@ -26,6 +26,10 @@ export const DeliveryConfigSchema = z.strictObject({
     .transform((s) => s.split(',').map(Number))
     .pipe(z.array(z.number().int().positive()).min(1)),
   streamReplicas: z.coerce.number().int().min(1).max(5).default(1),
+  /** DNS servers (HOST:PORT, comma-separated) for MX/A/AAAA/TXT/TLSA; empty: the system's. */
+  dnsServers: z.string().default(''),
+  /** Port of MX hosts (25; tests and benchmarks point it at loopback sinks, local mode --mx-port). */
+  mxPort: z.coerce.number().int().min(1).max(65535).default(25),
 });
 export type DeliveryConfig = z.infer<typeof DeliveryConfigSchema>;
 
@@ -39,6 +43,8 @@ const ENV: Record<keyof DeliveryConfig, string> = {
   connectTimeoutMs: 'PETREL_CONNECT_TIMEOUT_MS',
   retryDelaysMs: 'PETREL_RETRY_DELAYS_MS',
   streamReplicas: 'PETREL_STREAM_REPLICAS',
+  dnsServers: 'PETREL_DNS_SERVERS',
+  mxPort: 'PETREL_MX_PORT',
 };
 
 export function deliveryConfigFromEnv(env: NodeJS.ProcessEnv): DeliveryConfig {

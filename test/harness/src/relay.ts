@@ -14,6 +14,8 @@ export interface PetrelDevOptions {
   /** Reused across restarts to test persistence; a fresh temporary one when absent. */
   dataDir?: string;
   smarthost?: string;
+  /** MX hosts on this port instead of 25 (with dnsServer naming loopback MX hosts). */
+  mxPort?: number;
   natsUrl?: string;
   databaseUrl?: string;
   smtpPort?: number;
@@ -84,6 +86,7 @@ export async function startPetrelDev(after: After, options: PetrelDevOptions): P
   const dnsServer = options.dnsServer ?? (await startDnsServer({ after })).address;
   args.push('--dns-server', dnsServer);
   if (options.smarthost) args.push('--smarthost', options.smarthost);
+  if (options.mxPort !== undefined) args.push('--mx-port', String(options.mxPort));
   if (options.natsUrl) args.push('--nats-url', options.natsUrl);
   if (options.databaseUrl) args.push('--database-url', options.databaseUrl);
   const child: ChildProcess = spawn(process.execPath, args, {
