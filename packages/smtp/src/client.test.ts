@@ -3,7 +3,13 @@ import { once } from 'node:events';
 import { type AddressInfo, createServer, type Socket } from 'node:net';
 import { type TestContext, test } from 'node:test';
 import { type SmtpSink, startSmtpSink } from '@petrel/test-harness';
-import { type ClientOptions, SmtpClient, SmtpClientError, SmtpClientErrorCode } from './client.ts';
+import {
+  type ClientOptions,
+  LocalRefusalReason,
+  SmtpClient,
+  SmtpClientError,
+  SmtpClientErrorCode,
+} from './client.ts';
 
 async function sink(t: TestContext): Promise<SmtpSink> {
   const s = await startSmtpSink();
@@ -70,8 +76,16 @@ test('a message is delivered with its exact bytes, dot-stuffing undone by the se
   assert.equal(received.mailFrom, 'a@example.com');
   assert.deepEqual(received.rcptTo, ['b@example.com']);
   assert.equal(received.helo, 'client.example');
-  // SIZE is declared when offered (RFC 1870); extra MAIL parameters are passed through.
-  assert.deepEqual(received.mailParams, [`SIZE=${message.length}`]);
+  // SIZE is declared when offered (RFC 1870), BODY=8BITMIME for the 8-bit text (RFC 6152);
+  // extra MAIL parameters are passed through.
+  assert.deepEqual(received.mailParams, [`SIZE=${message.length}`, 'BODY=8BITMIME']);
+  assert.equal(result.transfer.body, '8BITMIME');
+  assert.equal(result.transfer.pipelining, true);
+  assert.equal(result.transfer.chunking, false);
+  assert.deepEqual(
+    result.recipients.map((r) => [r.address, r.status, r.reply.code]),
+    [['b@example.com', 'delivered', 250]],
+  );
   await client.send(
     { from: 'a@example.com', to: ['b@example.com'], mailParams: ['BODY=8BITMIME'] },
     Buffer.from('x\r\n'),
@@ -133,6 +147,64 @@ test('per-recipient results: accepted, tempfail 450 and permfail 550', async (t)
   );
   assert.equal(result.dataReply?.code, 250);
   assert.deepEqual(s.messages[0]?.rcptTo, ['ok@example.com']);
+});
+
+test('partial failure in one transaction: the final reply applies to every accepted recipient', async (t) => {
+  const s = await sink(t);
+  const client = await connect(t, s);
+  const delivered = await client.send(
+    {
+      from: 'a@example.com',
+      to: ['ok@example.com', 'tempfail-1@example.com', 'permfail-1@example.com', 'ok2@example.com'],
+    },
+    Buffer.from('partial\r\n'),
+  );
+  assert.deepEqual(
+    delivered.recipients.map((r) => [r.address, r.status, r.reply.code]),
+    [
+      ['ok@example.com', 'delivered', 250],
+      ['tempfail-1@example.com', 'deferred', 450],
+      ['permfail-1@example.com', 'failed', 550],
+      ['ok2@example.com', 'delivered', 250],
+    ],
+  );
+  assert.deepEqual(s.messages[0]?.rcptTo, ['ok@example.com', 'ok2@example.com']);
+  // The sink answers 451 after the data: both accepted recipients are deferred by it.
+  const deferred = await client.send(
+    { from: 'a@example.com', to: ['ok@example.com', 'permfail-2@example.com', 'datatempfail-1@example.com'] },
+    Buffer.from('later\r\n'),
+  );
+  assert.deepEqual(
+    deferred.recipients.map((r) => [r.address, r.status, r.reply.code, r.reply.enhanced]),
+    [
+      ['ok@example.com', 'deferred', 451, '4.3.0'],
+      ['permfail-2@example.com', 'failed', 550, '5.1.1'],
+      ['datatempfail-1@example.com', 'deferred', 451, '4.3.0'],
+    ],
+  );
+  assert.equal(client.messagesSent, 1);
+  assert.equal(s.messages.length, 1);
+  assert.equal(s.connections, 1);
+});
+
+test('non-ASCII addresses to a server without SMTPUTF8: a local 5.6.7 refusal, no MAIL sent', async (t) => {
+  const commands: string[] = [];
+  const port = await lockstepServer(t, commands, []);
+  const client = await SmtpClient.connect({ host: '127.0.0.1', port, localName: 'client.example' });
+  t.after(() => client.close());
+  const result = await client.send(
+    { from: 'a@example.com', to: ['bjørn@example.com'] },
+    Buffer.from('x\r\n'),
+  );
+  assert.equal(result.localRefusal?.reason, LocalRefusalReason.SmtpUtf8Unsupported);
+  assert.equal(result.mailReply.code, 553);
+  assert.equal(result.mailReply.enhanced, '5.6.7');
+  assert.deepEqual(
+    result.recipients.map((r) => [r.address, r.status, r.reply.enhanced]),
+    [['bjørn@example.com', 'failed', '5.6.7']],
+  );
+  await client.quit();
+  assert.deepEqual(commands, ['EHLO client.example', 'QUIT']);
 });
 
 test('when every recipient is refused nothing is sent and the connection stays usable', async (t) => {

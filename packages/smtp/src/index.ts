@@ -12,12 +12,27 @@ export {
   parsePathArgument,
 } from './address.ts';
 export {
+  type AuthMechanismName,
+  type ClientAuth,
   type ClientOptions,
+  ClientPhase,
+  type ClientState,
+  type ClientTimeouts,
+  DEFAULT_TIMEOUTS,
+  type LocalRefusal,
+  LocalRefusalReason,
+  type RecipientOutcome,
   type RecipientResult,
+  type RecipientSpec,
+  type RecipientStatus,
+  type ReplyLimits,
+  type SendEnvelope,
   type SendResult,
   SmtpClient,
   SmtpClientError,
   SmtpClientErrorCode,
+  type TlsMode,
+  type TlsStatus,
 } from './client.ts';
 export {
   DEFAULT_MAX_RECIPIENTS,

@@ -1,0 +1,75 @@
+// The client against a real Postfix smtpd over loopback: STARTTLS with a validated certificate,
+// EHLO again over TLS, PIPELINING/CHUNKING as Postfix offers them; Postfix relays the message on
+// to the scriptable sink, where the exact bytes arrive.
+import assert from 'node:assert/strict';
+import { chmod, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { type ReceivedMessage, startPostfix, startSmtpSink, tempDir } from '@petrel/test-harness';
+import { testCertificate } from '../test/wire.ts';
+import { SmtpClient } from './client.ts';
+
+test('delivers to Postfix over STARTTLS (required, validated), and Postfix relays it on', {
+  timeout: 120_000,
+}, async (t) => {
+  const arrived = Promise.withResolvers<ReceivedMessage>();
+  const sink = await startSmtpSink({ onMessage: (m) => arrived.resolve(m) });
+  t.after(() => sink.close());
+  const cert = testCertificate();
+  const dir = await tempDir('client-postfix-tls');
+  await chmod(dir, 0o755);
+  await writeFile(join(dir, 'cert.pem'), cert.cert);
+  await writeFile(join(dir, 'key.pem'), cert.key, { mode: 0o600 });
+  const postfix = await startPostfix(t.after.bind(t), {
+    relayHost: sink.host,
+    relayPort: sink.port,
+    tls: 'none',
+    mainCf: {
+      smtpd_tls_cert_file: join(dir, 'cert.pem'),
+      smtpd_tls_key_file: join(dir, 'key.pem'),
+      smtpd_tls_security_level: 'may',
+      smtpd_tls_loglevel: '1',
+    },
+  });
+  const client = await SmtpClient.connect({
+    host: '127.0.0.1',
+    port: postfix.submitPort,
+    localName: 'client.example',
+    tls: 'required',
+    ca: cert.cert,
+    servername: 'localhost',
+    timeoutMs: 30_000,
+  });
+  t.after(() => client.close());
+  assert.equal(client.tls.used, true);
+  assert.equal(client.tls.authorized, true);
+  assert.match(client.tls.version ?? '', /^TLSv1\.[23]$/);
+  assert.ok(client.extensions.has('PIPELINING'));
+  assert.equal(client.extensions.has('STARTTLS'), false, 'extensions re-read over TLS');
+  const body = `From: a@example.com\r\nTo: rcpt@elsewhere.example\r\nSubject: via postfix\r\nMessage-ID: <client-postfix@petrel.test>\r\n\r\n.dot line\r\nčeština\r\n`;
+  const result = await client.send(
+    { from: 'a@example.com', to: ['rcpt@elsewhere.example', 'other@elsewhere.example'] },
+    Buffer.from(body),
+  );
+  assert.deepEqual(
+    result.recipients.map((r) => [r.address, r.status]),
+    [
+      ['rcpt@elsewhere.example', 'delivered'],
+      ['other@elsewhere.example', 'delivered'],
+    ],
+  );
+  assert.match(result.dataReply?.lines.join(' ') ?? '', /queued as/);
+  assert.equal(result.transfer.body, '8BITMIME');
+  // Postfix 3.x offers CHUNKING: the message went as BDAT, pipelined MAIL/RCPT before it.
+  assert.equal(result.transfer.chunking, true);
+  assert.equal(result.transfer.pipelining, true);
+  await client.quit();
+  const m = await arrived.promise;
+  assert.deepEqual([...m.rcptTo].sort(), ['other@elsewhere.example', 'rcpt@elsewhere.example']);
+  assert.equal(m.mailFrom, 'a@example.com');
+  const text = m.data.toString('utf8');
+  // Postfix's Received field records that we used TLS (ESMTPS, RFC 3848); our body follows unchanged.
+  assert.match(text, /^Received: from client\.example [^\r]*\r\n\tby postfix\.test \(Postfix\) with ESMTPS /);
+  assert.ok(text.endsWith('\r\n\r\n.dot line\r\nčeština\r\n'), text);
+  await postfix.stop();
+});
