@@ -10,6 +10,7 @@ source scripts/install.sh
 apt_missing=()
 command -v swaks >/dev/null 2>&1 || apt_missing+=(swaks)
 command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ] || apt_missing+=(dnsmasq-base)
+/usr/bin/python3 -c 'import dkim, dns.resolver, nacl' >/dev/null 2>&1 || apt_missing+=(python3-dkim) # dkimpy: the tests' independent DKIM verifier
 if [ "${#apt_missing[@]}" -gt 0 ]; then
   echo "petrel: installing ${apt_missing[*]} (apt-get)" >&2
   sudo_cmd=""

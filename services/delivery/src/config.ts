@@ -1,5 +1,6 @@
 import { settingsFromEnv } from '@petrel/config';
 import { z } from 'zod';
+import { parseDelays } from './schedule.ts';
 
 const hostPort = z
   .string()
@@ -19,12 +20,39 @@ export const DeliveryConfigSchema = z.strictObject({
   concurrency: z.coerce.number().int().min(1).max(1000).default(32),
   ackWaitMs: z.coerce.number().int().min(1000).default(60_000),
   connectTimeoutMs: z.coerce.number().int().positive().default(30_000),
-  /** Delay before the n-th retry; the last one repeats. The full schedule comes with the delivery issue. */
+  /**
+   * Delay before the n-th retry (30s, 5m, 4h, 2d or plain ms); the last one repeats. Default:
+   * 1m, 5m, 15m, 30m, 1h, 2h, 4h, then every 4h (docs/queue-model.md).
+   */
   retryDelaysMs: z
     .string()
-    .default('1000,5000,15000,30000,60000')
-    .transform((s) => s.split(',').map(Number))
-    .pipe(z.array(z.number().int().positive()).min(1)),
+    .default('1m,5m,15m,30m,1h,2h,4h')
+    .transform((s, ctx) => {
+      try {
+        return parseDelays(s);
+      } catch (error) {
+        ctx.addIssue({ code: 'custom', message: (error as Error).message });
+        return z.NEVER;
+      }
+    }),
+  /** Queue lifetime: deferred mail bounces (expiry DSN) this long after acceptance. */
+  queueLifetimeMs: z
+    .string()
+    .default('5d')
+    .transform((s, ctx) => {
+      try {
+        return parseDelays(s)[0] as number;
+      } catch (error) {
+        ctx.addIssue({ code: 'custom', message: (error as Error).message });
+        return z.NEVER;
+      }
+    }),
+  /** Hard-bounced addresses (5.1.1 and kin) are suppressed this long; 0 disables the list. */
+  suppressionMs: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .default(7 * 24 * 3600 * 1000),
   streamReplicas: z.coerce.number().int().min(1).max(5).default(1),
   /** DNS servers (HOST:PORT, comma-separated) for MX/A/AAAA/TXT/TLSA; empty: the system's. */
   dnsServers: z.string().default(''),
@@ -42,6 +70,8 @@ const ENV: Record<keyof DeliveryConfig, string> = {
   ackWaitMs: 'PETREL_ACK_WAIT_MS',
   connectTimeoutMs: 'PETREL_CONNECT_TIMEOUT_MS',
   retryDelaysMs: 'PETREL_RETRY_DELAYS_MS',
+  queueLifetimeMs: 'PETREL_QUEUE_LIFETIME',
+  suppressionMs: 'PETREL_SUPPRESSION_MS',
   streamReplicas: 'PETREL_STREAM_REPLICAS',
   dnsServers: 'PETREL_DNS_SERVERS',
   mxPort: 'PETREL_MX_PORT',

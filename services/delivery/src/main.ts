@@ -1,10 +1,14 @@
 // Composition root of the delivery worker: settings, NATS, runtime config, worker.
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
 import { connect } from '@nats-io/transport-node';
 import { liveDomains } from '@petrel/config';
+import { DnsResolver } from '@petrel/dns';
 import { ensureDeliveryConsumer, ensureStreams } from '@petrel/queue';
 import { createLogger } from '@petrel/telemetry';
 import { deliveryConfigFromEnv } from './config.ts';
+import { DEFAULT_RETRY_POLICY } from './schedule.ts';
+import { MAX_SUPPRESSION_MS, SUPPRESSIONS_BUCKET, SuppressionList } from './suppressions.ts';
 import { DeliveryWorker } from './worker.ts';
 
 const log = createLogger('delivery');
@@ -21,7 +25,31 @@ async function main(): Promise<void> {
   const jsm = await jetstreamManager(nc);
   await ensureStreams(jsm, { replicas: config.streamReplicas });
   await ensureDeliveryConsumer(jsm, { ackWaitMs: config.ackWaitMs });
-  const worker = new DeliveryWorker({ js: jetstream(nc), log, domains: () => domains.current(), config });
+  const js = jetstream(nc);
+  const suppressions = new SuppressionList(
+    await new Kvm(js).create(SUPPRESSIONS_BUCKET, {
+      storage: 'file',
+      replicas: config.streamReplicas,
+      history: 1,
+      ttl: MAX_SUPPRESSION_MS,
+    }),
+  );
+  const resolver = new DnsResolver({
+    servers: config.dnsServers === '' ? undefined : config.dnsServers.split(','),
+  });
+  const worker = new DeliveryWorker({
+    js,
+    log,
+    domains: () => domains.current(),
+    config,
+    resolver,
+    retryPolicy: {
+      ...DEFAULT_RETRY_POLICY,
+      delaysMs: config.retryDelaysMs,
+      lifetimeMs: config.queueLifetimeMs,
+    },
+    suppressions,
+  });
   const running = worker.run();
   log.info({ smarthost: config.smarthost, concurrency: config.concurrency }, 'delivery worker consuming');
   process.send?.({ type: 'ready', component: 'delivery' });

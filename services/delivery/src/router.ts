@@ -1,23 +1,79 @@
 import type { DomainIndex } from '@petrel/config';
 import type { Envelope } from '@petrel/proto';
+import { type RouteResolver, resolveRoute } from './mx.ts';
 
-export interface NextHop {
+/** One place to connect to: an address (or host name) and port, and the name TLS should verify. */
+export interface Target {
   readonly host: string;
   readonly port: number;
+  /** The MX (or relay) host name: TLS server name and the Remote-MTA of DSNs. */
+  readonly name: string;
   readonly lmtp: boolean;
 }
 
+export type Routing =
+  | { readonly kind: 'targets'; readonly targets: readonly Target[] }
+  /** No delivery possible now (temporary) or ever (permanent: bounce with this status). */
+  | {
+      readonly kind: 'fail';
+      readonly permanent: boolean;
+      readonly status: string;
+      readonly code: number;
+      readonly reason: string;
+    };
+
+export interface RouterDeps {
+  readonly domains: () => DomainIndex;
+  readonly smarthost?: { host: string; port: number } | undefined;
+  readonly resolver: RouteResolver;
+  /** Port of MX hosts: 25, or a loopback test port (local mode --mx-port). */
+  readonly mxPort: number;
+  readonly random?: () => number;
+}
+
 /**
- * Where an entry goes: the smarthost when one is set; else, for a managed domain, the first
- * inbound route its MailDomain names. MX routing arrives with the delivery issue; until then
- * an entry without a next hop waits in the queue (never dropped).
+ * Where an entry goes, in the order to try: the smarthost when one is set; for a managed domain,
+ * the inbound routes its MailDomain names (SMTP or LMTP); otherwise the domain's MX hosts
+ * (RFC 5321 §5.1), every address of each, in preference order.
  */
-export function nextHop(
-  envelope: Envelope,
-  domains: DomainIndex,
-  smarthost?: { host: string; port: number },
-): NextHop | undefined {
-  if (smarthost) return { host: smarthost.host, port: smarthost.port, lmtp: false };
-  const route = domains.managed(envelope.destinationDomain)?.inboundRoutes[0];
-  return route ? { host: route.host, port: route.port, lmtp: route.protocol === 'lmtp' } : undefined;
+export async function route(envelope: Envelope, deps: RouterDeps): Promise<Routing> {
+  if (deps.smarthost) {
+    const { host, port } = deps.smarthost;
+    return { kind: 'targets', targets: [{ host, port, name: host, lmtp: false }] };
+  }
+  const inbound = deps.domains().managed(envelope.destinationDomain)?.inboundRoutes ?? [];
+  if (inbound.length > 0) {
+    return {
+      kind: 'targets',
+      targets: inbound.map((r) => ({
+        host: r.host,
+        port: r.port,
+        name: r.host,
+        lmtp: r.protocol === 'lmtp',
+      })),
+    };
+  }
+  const result = await resolveRoute(deps.resolver, envelope.destinationDomain, {
+    ...(deps.random ? { random: deps.random } : {}),
+  });
+  switch (result.kind) {
+    case 'hosts':
+      return {
+        kind: 'targets',
+        targets: result.hosts.flatMap((h) =>
+          h.addresses.map((address) => ({ host: address, port: deps.mxPort, name: h.name, lmtp: false })),
+        ),
+      };
+    case 'nullMx':
+      // RFC 7505 §4.3: 556 5.1.10 for a domain that accepts no mail.
+      return { kind: 'fail', permanent: true, status: result.status, code: 556, reason: result.reason };
+    default:
+      return {
+        kind: 'fail',
+        permanent: result.kind === 'permanent',
+        status: result.status,
+        code: result.kind === 'permanent' ? 550 : 451,
+        reason: result.reason,
+      };
+  }
 }

@@ -1,43 +1,75 @@
 import type { ConsumerMessages, JetStreamClient, JsMsg } from '@nats-io/jetstream';
 import type { DomainIndex } from '@petrel/config';
-import { create, type Envelope, EventKind, SmtpReplySchema, timestampFromDate } from '@petrel/proto';
+import {
+  BodyType,
+  create,
+  DeliverByMode,
+  DsnReturn,
+  type Envelope,
+  EventKind,
+  SmtpReplySchema,
+  timestampDate,
+  timestampFromDate,
+} from '@petrel/proto';
 import {
   CONSUMER_DELIVERY,
+  DeferHeader,
   decodeEnvelope,
+  deferEntry,
+  encodeEnvelope,
   loadBody,
   newEvent,
-  publishEntry,
   publishEvent,
   STREAM_OUTBOUND,
 } from '@petrel/queue';
-import { type Reply, SmtpClient, SmtpClientError } from '@petrel/smtp';
+import { type DsnNotify, type Reply, SmtpClient, SmtpClientError } from '@petrel/smtp';
 import { contextFrom, type Logger, tracer } from '@petrel/telemetry';
 import type { DeliveryConfig } from './config.ts';
-import { type NextHop, nextHop } from './router.ts';
+import type { RouteResolver } from './mx.ts';
+import { route } from './router.ts';
+import { type NextStep, nextStep, type RetryPolicy } from './schedule.ts';
+import { type SuppressionList, suppresses } from './suppressions.ts';
 
 export interface WorkerDeps {
   js: JetStreamClient;
   log: Logger;
   domains: () => DomainIndex;
   config: DeliveryConfig;
+  resolver: RouteResolver;
+  retryPolicy: RetryPolicy;
+  suppressions?: SuppressionList;
+  /** Queues the DSN for recipients that failed for good; rejects when it could not. */
+  bounces?: (envelope: Envelope, failed: readonly FailedRecipient[]) => Promise<void>;
 }
 
 interface Outcome {
   delivered: string[];
   deferred: string[];
   bounced: string[];
+  /** The reply that decided each recipient. */
+  replies: Map<string, Reply>;
   reply: Reply | undefined;
   error: string;
+  remoteHost: string;
   remoteAddress: string;
+  tlsProtocol: string;
+}
+
+/** A recipient that failed for good, for the DSN. */
+export interface FailedRecipient {
+  readonly address: string;
+  readonly reply: Reply | undefined;
+  readonly expired: boolean;
+  readonly remoteHost: string;
 }
 
 const EVENT_TIMEOUT_MS = 5_000;
 
 /**
- * Consumes the outbound queue and relays each entry to its next hop. An entry is acked only
- * after the next hop's 2xx for every recipient (or a permanent refusal); temporary failures
- * are nak'ed with a delay so the entry comes back later, and a worker that dies mid-delivery
- * leaves the entry unacked, so JetStream redelivers it after ack_wait (at-least-once).
+ * Consumes the outbound queue and relays each entry to its next hop (docs/queue-model.md). An
+ * entry is acked only after every recipient is settled: delivered, refused for good (DSN queued
+ * first) or deferred — the rest scheduled as a new entry for its next attempt before the ack. A
+ * worker that dies mid-delivery leaves the entry unacked; JetStream redelivers it after ack_wait.
  */
 export class DeliveryWorker {
   readonly #deps: WorkerDeps;
@@ -87,179 +119,289 @@ export class DeliveryWorker {
     clearTimeout(timer);
   }
 
-  #retryDelay(attempt: number): number {
-    const delays = this.#deps.config.retryDelaysMs;
-    return delays[Math.min(attempt - 1, delays.length - 1)] ?? 60_000;
-  }
-
   async #handle(m: JsMsg): Promise<void> {
     const envelope = decodeEnvelope(m.data);
-    const attempt = m.info.deliveryCount;
+    // Attempts made before this entry was (re)scheduled, plus this one; a redelivery after a
+    // worker died counts as an attempt too.
+    const attempt = Number(m.headers?.get(DeferHeader.attempt) || 0) + m.info.deliveryCount;
     const parent = contextFrom(envelope.trace);
     await tracer.startActiveSpan('smtp.deliver', {}, parent, async (span) => {
       span.setAttribute('petrel.message_id', envelope.messageId);
       span.setAttribute('petrel.attempt', attempt);
       const started = Date.now();
-      const hop = nextHop(envelope, this.#deps.domains(), this.#deps.config.smarthost);
       const keepAlive = setInterval(() => m.working(), Math.max(1000, this.#deps.config.ackWaitMs / 3));
       let outcome: Outcome;
       try {
-        outcome = hop
-          ? await this.#attempt(envelope, hop)
-          : {
-              delivered: [],
-              deferred: envelope.recipients.map((r) => r.address),
-              bounced: [],
-              reply: undefined,
-              error: `no route to ${envelope.destinationDomain}`,
-              remoteAddress: '',
-            };
+        outcome = await this.#attempt(envelope);
       } finally {
         clearInterval(keepAlive);
       }
-      await this.#settle(m, envelope, attempt, hop, outcome, Date.now() - started);
+      await this.#settle(m, envelope, attempt, outcome, Date.now() - started);
       span.end();
     });
   }
 
-  async #attempt(envelope: Envelope, hop: NextHop): Promise<Outcome> {
-    const recipients = envelope.recipients.map((r) => r.address);
-    const fail = (error: string, reply?: Reply): Outcome => ({
+  async #attempt(envelope: Envelope): Promise<Outcome> {
+    const outcome: Outcome = {
       delivered: [],
-      deferred: reply && reply.code >= 500 ? [] : recipients,
-      bounced: reply && reply.code >= 500 ? recipients : [],
-      reply,
-      error,
+      deferred: [],
+      bounced: [],
+      replies: new Map(),
+      reply: undefined,
+      error: '',
+      remoteHost: '',
       remoteAddress: '',
+      tlsProtocol: '',
+    };
+    const all = (list: string[], reply: Reply | undefined, recipients: readonly string[]) => {
+      list.push(...recipients);
+      if (reply) for (const r of recipients) outcome.replies.set(r, reply);
+      outcome.reply = reply ?? outcome.reply;
+    };
+    let pending = envelope.recipients.map((r) => r.address);
+    // Suppressed recipients bounce without a connection attempt.
+    if (this.#deps.suppressions !== undefined && this.#deps.config.suppressionMs > 0) {
+      const left: string[] = [];
+      for (const address of pending) {
+        const s = await this.#deps.suppressions.get(address).catch(() => undefined);
+        if (s === undefined) left.push(address);
+        else
+          all(
+            outcome.bounced,
+            localReply(550, s.status, `Recipient suppressed until ${s.expiresAt}: ${s.reason}`),
+            [address],
+          );
+      }
+      pending = left;
+      if (pending.length === 0) return outcome;
+    }
+    const routing = await route(envelope, {
+      domains: this.#deps.domains,
+      smarthost: this.#deps.config.smarthost,
+      resolver: this.#deps.resolver,
+      mxPort: this.#deps.config.mxPort,
     });
-    if (hop.lmtp) return fail('LMTP next hops arrive with the delivery issue');
+    if (routing.kind === 'fail') {
+      const reply = localReply(routing.code, routing.status, routing.reason);
+      all(routing.permanent ? outcome.bounced : outcome.deferred, reply, pending);
+      outcome.error = routing.reason;
+      return outcome;
+    }
     let body: Buffer;
     try {
       body = await loadBody(this.#deps.js, envelope);
     } catch (error) {
-      return fail(error instanceof Error ? error.message : String(error));
-    }
-    let client: SmtpClient;
-    try {
-      client = await SmtpClient.connect({
-        host: hop.host,
-        port: hop.port,
-        localName: this.#deps.config.hostname,
-        timeoutMs: this.#deps.config.connectTimeoutMs,
-      });
-    } catch (error) {
-      const e = error instanceof SmtpClientError ? error : undefined;
-      return fail(error instanceof Error ? error.message : String(error), e?.reply);
-    }
-    try {
-      const result = await client.send({ from: envelope.sender, to: recipients }, body);
-      const outcome: Outcome = {
-        delivered: [],
-        deferred: [],
-        bounced: [],
-        reply: result.dataReply ?? result.rejected[0]?.reply,
-        error: '',
-        remoteAddress: client.remoteAddress,
-      };
-      for (const r of result.rejected)
-        (r.reply.code >= 500 ? outcome.bounced : outcome.deferred).push(r.address);
-      const data = result.dataReply;
-      if (data !== undefined) {
-        const list =
-          data.code < 300 ? outcome.delivered : data.code >= 500 ? outcome.bounced : outcome.deferred;
-        list.push(...result.accepted.map((a) => a.address));
-      }
-      await client.quit();
+      all(outcome.deferred, undefined, pending);
+      outcome.error = error instanceof Error ? error.message : String(error);
       return outcome;
-    } catch (error) {
-      client.close();
-      return fail(error instanceof Error ? error.message : String(error));
     }
+    const byAddress = new Map(envelope.recipients.map((r) => [r.address, r]));
+    const failures: string[] = [];
+    // RFC 5321 §5.1: try each MX host (each address) in order until one takes the transaction.
+    for (const target of routing.targets) {
+      let client: SmtpClient;
+      try {
+        client = await SmtpClient.connect({
+          host: target.host,
+          port: target.port,
+          servername: target.name,
+          localName: this.#deps.config.hostname,
+          protocol: target.lmtp ? 'lmtp' : 'smtp',
+          timeouts: { connect: this.#deps.config.connectTimeoutMs },
+        });
+      } catch (error) {
+        failures.push(
+          `${target.name}[${target.host}]:${target.port}: ${error instanceof Error ? error.message : String(error)}`,
+        );
+        continue;
+      }
+      outcome.remoteHost = `${target.name}:${target.port}`;
+      outcome.remoteAddress = client.remoteAddress;
+      outcome.tlsProtocol = client.tls.version ?? '';
+      try {
+        const result = await client.send(
+          {
+            from: envelope.sender,
+            to: pending.map((address) => {
+              const r = byAddress.get(address);
+              return {
+                address,
+                ...(r?.notify.length ? { notify: r.notify as DsnNotify[] } : {}),
+                ...(r?.orcpt ? { orcpt: r.orcpt } : {}),
+              };
+            }),
+            dsn: {
+              ...(envelope.dsnReturn === DsnReturn.FULL ? { ret: 'FULL' as const } : {}),
+              ...(envelope.dsnReturn === DsnReturn.HEADERS ? { ret: 'HDRS' as const } : {}),
+              ...(envelope.dsnEnvid ? { envid: envelope.dsnEnvid } : {}),
+            },
+            requireTls: envelope.requireTls,
+            smtputf8: envelope.smtputf8,
+            ...(envelope.bodyType === BodyType.BODY_TYPE_BINARYMIME ? { body: 'BINARYMIME' as const } : {}),
+          },
+          body,
+        );
+        for (const r of result.recipients) {
+          const list =
+            r.status === 'delivered'
+              ? outcome.delivered
+              : r.status === 'failed'
+                ? outcome.bounced
+                : outcome.deferred;
+          all(list, r.reply, [r.address]);
+        }
+        await client.quit().catch(() => undefined);
+      } catch (error) {
+        client.close();
+        const e = error instanceof SmtpClientError ? error : undefined;
+        // Lost mid-transaction: whatever the next hop did not confirm is deferred (it may arrive
+        // twice — the one duplicate SMTP cannot avoid).
+        const done = new Set([...outcome.delivered, ...outcome.bounced]);
+        all(
+          outcome.deferred,
+          e?.reply,
+          pending.filter((a) => !done.has(a)),
+        );
+        outcome.error = error instanceof Error ? error.message : String(error);
+      }
+      return outcome;
+    }
+    all(outcome.deferred, undefined, pending);
+    outcome.error = `no host took the connection: ${failures.join('; ')}`;
+    return outcome;
   }
 
-  async #settle(
-    m: JsMsg,
-    envelope: Envelope,
-    attempt: number,
-    hop: NextHop | undefined,
-    o: Outcome,
-    durationMs: number,
-  ) {
+  async #settle(m: JsMsg, envelope: Envelope, attempt: number, o: Outcome, durationMs: number) {
     const { js, log } = this.#deps;
     const base = {
       messageId: envelope.messageId,
       destinationDomain: envelope.destinationDomain,
       at: timestampFromDate(new Date()),
       attempt,
-      remoteHost: hop ? `${hop.host}:${hop.port}` : '',
+      remoteHost: o.remoteHost,
       remoteAddress: o.remoteAddress,
-      reply: o.reply
-        ? create(SmtpReplySchema, {
-            code: o.reply.code,
-            enhanced: o.reply.enhanced ?? '',
-            text: o.reply.lines.join(' '),
-          })
-        : undefined,
+      tlsProtocol: o.tlsProtocol,
       durationMs: BigInt(durationMs),
       trace: envelope.trace,
       error: o.error,
     };
     const emit = async (kind: EventKind, recipients: string[], suffix: string) => {
       if (recipients.length === 0) return;
+      const reply = o.replies.get(recipients[0] as string) ?? o.reply;
       await publishEvent(
         js,
         newEvent({
           ...base,
           kind,
           recipients,
+          reply: reply
+            ? create(SmtpReplySchema, {
+                code: reply.code,
+                enhanced: reply.enhanced ?? '',
+                text: reply.lines.join(' '),
+              })
+            : undefined,
           eventId: `${envelope.messageId}.${envelope.destinationDomain}.${attempt}.${suffix}`,
         }),
-        {
-          timeoutMs: EVENT_TIMEOUT_MS,
-        },
+        { timeoutMs: EVENT_TIMEOUT_MS },
       ).catch((error: unknown) => log.warn({ err: error }, 'event publish failed'));
     };
-    await emit(EventKind.DELIVERED, o.delivered, 'delivered');
-    await emit(EventKind.BOUNCED, o.bounced, 'bounced');
-    await emit(EventKind.DEFERRED, o.deferred, 'deferred');
     const logFields = {
       messageId: envelope.messageId,
       domain: envelope.destinationDomain,
       attempt,
-      reply: base.reply?.text,
+      reply: o.reply?.lines.join(' '),
       error: o.error,
     };
+    const now = new Date();
+    let expired: string[] = [];
+    let step: NextStep | undefined;
+    if (o.deferred.length > 0) {
+      step = nextStep(this.#deps.retryPolicy, {
+        attempts: attempt,
+        receivedAt: envelope.receivedAt ? timestampDate(envelope.receivedAt) : now,
+        now,
+        returnBy:
+          envelope.deliverBy && envelope.deliverByMode === DeliverByMode.RETURN
+            ? timestampDate(envelope.deliverBy)
+            : undefined,
+      });
+      if (step.kind === 'expire') {
+        expired = o.deferred;
+        for (const r of expired) {
+          const last = o.replies.get(r);
+          o.replies.set(
+            r,
+            localReply(
+              554,
+              step.status,
+              `Delivery time expired${last ? `; last reply: ${last.code} ${last.lines.join(' ')}` : o.error ? `; ${o.error}` : ''}`,
+            ),
+          );
+        }
+        o.deferred = [];
+      }
+    }
+    await emit(EventKind.DELIVERED, o.delivered, 'delivered');
+    await emit(EventKind.BOUNCED, o.bounced, 'bounced');
+    await emit(EventKind.EXPIRED, expired, 'expired');
+    await emit(EventKind.DEFERRED, o.deferred, 'deferred');
     if (o.delivered.length > 0) log.info({ ...logFields, recipients: o.delivered.length }, 'delivered');
-    if (o.bounced.length > 0)
-      log.warn(
-        { ...logFields, recipients: o.bounced },
-        'refused permanently (DSN arrives with the delivery issue)',
+    const failed = [...o.bounced, ...expired];
+    if (failed.length > 0) {
+      log.warn({ ...logFields, recipients: failed }, expired.length > 0 ? 'expired' : 'refused permanently');
+      await this.#suppress(o, o.bounced);
+      // The DSN must be queued before the entry goes: a failure here leaves the entry to be retried.
+      await this.#deps.bounces?.(
+        envelope,
+        failed.map((address) => ({
+          address,
+          reply: o.replies.get(address),
+          expired: expired.includes(address),
+          remoteHost: o.remoteHost,
+        })),
       );
-
-    if (o.deferred.length === 0) {
+    }
+    if (o.deferred.length === 0 || step === undefined || step.kind !== 'retry') {
       await m.ackAck();
       return;
     }
-    const delay = this.#retryDelay(attempt);
-    if (o.delivered.length === 0 && o.bounced.length === 0) {
-      log.info({ ...logFields, retryInMs: delay }, 'deferred');
-      m.nak(delay);
-      return;
-    }
-    // Some recipients are done: queue the rest as a new entry, then finish this one.
     const remaining = envelope.recipients.filter((r) => o.deferred.includes(r.address));
-    await publishEntry(
-      js,
-      { ...envelope, recipients: remaining },
-      {
-        timeoutMs: EVENT_TIMEOUT_MS,
-        dedupeId: `${envelope.messageId}.${envelope.destinationDomain}.${attempt}`,
-      },
-    );
-    log.info(
-      { ...logFields, recipients: remaining.length },
-      'partially deferred; remaining recipients requeued',
-    );
+    await deferEntry(js, {
+      messageId: envelope.messageId,
+      destinationDomain: envelope.destinationDomain,
+      payload: encodeEnvelope({ ...envelope, recipients: remaining }),
+      ...(m.headers ? { headers: m.headers } : {}),
+      attempt,
+      at: step.at,
+      timeoutMs: EVENT_TIMEOUT_MS,
+    });
+    log.info({ ...logFields, recipients: remaining.length, retryAt: step.at.toISOString() }, 'deferred');
     await m.ackAck();
   }
+
+  /** Hard bounces that say the address is gone put it on the suppression list. */
+  async #suppress(o: Outcome, bounced: readonly string[]): Promise<void> {
+    const list = this.#deps.suppressions;
+    const forMs = this.#deps.config.suppressionMs;
+    if (list === undefined || forMs === 0) return;
+    for (const address of bounced) {
+      const reply = o.replies.get(address);
+      if (reply === undefined || reply.code < 500 || !suppresses(reply.enhanced ?? '')) continue;
+      if (o.remoteHost === '') continue; // our own refusal (e.g. already suppressed)
+      await list
+        .add(address, {
+          reason: `${reply.code} ${reply.lines.join(' ')}`,
+          status: reply.enhanced ?? '',
+          forMs,
+          source: 'bounce',
+        })
+        .catch((error: unknown) => this.#deps.log.warn({ err: error }, 'suppression not stored'));
+    }
+  }
+}
+
+/** A reply we make up for a recipient (routing failure, suppression, expiry), in the SMTP shape. */
+function localReply(code: number, enhanced: string, text: string): Reply {
+  return { code, enhanced, lines: [`${enhanced} ${text}`] } as Reply;
 }

@@ -22,6 +22,13 @@ export {
   type TranscriptLine,
 } from './clients.ts';
 export {
+  DKIM_VERIFY_SCRIPT,
+  type DkimpyResult,
+  type DkimpyVerification,
+  findDkimpyPython,
+  verifyWithDkimpy,
+} from './dkim-verify.ts';
+export {
   type DnsQuery,
   type DnsRecord,
   type DnsServer,

@@ -1,0 +1,264 @@
+/**
+ * The delivery worker against real peers: nats-server with JetStream (entries published as the
+ * ingress does), dnsmasq answering MX/A lookups, and the harness's SMTP sinks on loopback
+ * addresses sharing one port (the MX port, as `petrel dev --mx-port` sets it).
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
+import { connect } from '@nats-io/transport-node';
+import { DomainIndex, parseRuntimeConfig } from '@petrel/config';
+import { DnsResolver } from '@petrel/dns';
+import { freePort } from '@petrel/localenv';
+import { EventKind, timestampFromDate } from '@petrel/proto';
+import {
+  decodeEvent,
+  ensureDeliveryConsumer,
+  ensureStreams,
+  newEnvelope,
+  newMessageId,
+  publishMessage,
+  STREAM_EVENTS,
+} from '@petrel/queue';
+import { createLogger } from '@petrel/telemetry';
+import {
+  type DnsRecord,
+  type SinkBehaviour,
+  startDnsServer,
+  startNats,
+  startSmtpSink,
+  waitFor,
+} from '@petrel/test-harness';
+import { DeliveryConfigSchema } from './config.ts';
+import { DEFAULT_RETRY_POLICY } from './schedule.ts';
+import { SUPPRESSIONS_BUCKET, SuppressionList } from './suppressions.ts';
+import { DeliveryWorker, type FailedRecipient } from './worker.ts';
+
+type After = (fn: () => Promise<void> | void) => void;
+
+const WAIT = { timeoutMs: 20_000 };
+
+interface Setup {
+  port: number;
+  publish(domain: string, recipients: string[], body?: string): Promise<string>;
+  bounces: { messageId: string; failed: FailedRecipient[] }[];
+  events(): Promise<{ kind: EventKind; recipients: string[]; messageId: string; remoteHost: string }[]>;
+  suppressions: SuppressionList;
+}
+
+async function setup(
+  t: { after: After },
+  records: DnsRecord[],
+  options: { retryDelays?: string; lifetime?: string } = {},
+): Promise<Setup> {
+  const after: After = (fn) => t.after(fn);
+  const nats = await startNats(after);
+  const nc = await connect({ servers: nats.url });
+  after(() => nc.close());
+  const jsm = await jetstreamManager(nc);
+  await ensureStreams(jsm, { replicas: 1 });
+  await ensureDeliveryConsumer(jsm, { ackWaitMs: 10_000 });
+  const dns = await startDnsServer({ records, after });
+  const port = await freePort();
+  const js = jetstream(nc);
+  const suppressions = new SuppressionList(await new Kvm(js).create(SUPPRESSIONS_BUCKET));
+  const bounces: Setup['bounces'] = [];
+  const config = DeliveryConfigSchema.parse({
+    natsUrl: nats.url,
+    runtimeConfigPath: '/nonexistent',
+    hostname: 'worker.test',
+    retryDelaysMs: options.retryDelays ?? '1s',
+    queueLifetimeMs: options.lifetime ?? '5d',
+    connectTimeoutMs: 2000,
+    ackWaitMs: 10_000,
+    mxPort: port,
+  });
+  const worker = new DeliveryWorker({
+    js,
+    log: createLogger('delivery-test', { level: 'silent' }),
+    domains: () => new DomainIndex(parseRuntimeConfig({ version: 1, generation: 1, domains: [] }, 'test')),
+    config,
+    resolver: new DnsResolver({ servers: [dns.address] }),
+    retryPolicy: {
+      ...DEFAULT_RETRY_POLICY,
+      delaysMs: config.retryDelaysMs,
+      lifetimeMs: config.queueLifetimeMs,
+      jitter: 0,
+    },
+    suppressions,
+    bounces: async (envelope, failed) => {
+      bounces.push({ messageId: envelope.messageId, failed: [...failed] });
+    },
+  });
+  const running = worker.run();
+  after(async () => {
+    await worker.stop(5_000);
+    await running.catch(() => undefined);
+  });
+  return {
+    port,
+    bounces,
+    suppressions,
+    async publish(domain, recipients, body = 'Subject: test\r\n\r\nhello\r\n') {
+      const messageId = newMessageId();
+      await publishMessage(js, nc, {
+        messageId,
+        envelopes: [
+          newEnvelope({
+            messageId,
+            sender: 'sender@origin.example',
+            destinationDomain: domain,
+            recipients: recipients.map((address) => ({ address })),
+            receivedAt: timestampFromDate(new Date()),
+          }),
+        ],
+        body: Buffer.from(body),
+        timeoutMs: 5000,
+      });
+      return messageId;
+    },
+    async events() {
+      const out = [];
+      const { state } = await jsm.streams.info(STREAM_EVENTS);
+      for (let seq = state.first_seq; seq <= state.last_seq && state.messages > 0; seq++) {
+        const m = await jsm.streams.getMessage(STREAM_EVENTS, { seq });
+        if (m === null) continue;
+        const e = decodeEvent(m.data);
+        out.push({
+          kind: e.kind,
+          recipients: e.recipients,
+          messageId: e.messageId,
+          remoteHost: e.remoteHost,
+        });
+      }
+      return out;
+    },
+  };
+}
+
+async function sinkOn(
+  t: { after: After },
+  host: string,
+  port: number,
+  behaviour?: (r: string) => SinkBehaviour,
+) {
+  const sink = await startSmtpSink({ host, port, ...(behaviour ? { behaviour } : {}) });
+  t.after(() => sink.close());
+  return sink;
+}
+
+test('MX hosts are tried in preference order: the first refuses connections, the second delivers', async (t) => {
+  const q = await setup(t, [
+    { type: 'MX', name: 'two-mx.test', exchange: 'mx1.two-mx.test', priority: 10 },
+    { type: 'MX', name: 'two-mx.test', exchange: 'mx2.two-mx.test', priority: 20 },
+    { type: 'A', name: 'mx1.two-mx.test', address: '127.0.0.2' },
+    { type: 'A', name: 'mx2.two-mx.test', address: '127.0.0.3' },
+  ]);
+  // Nothing listens on 127.0.0.2: connection refused.
+  const second = await sinkOn(t, '127.0.0.3', q.port);
+  const id = await q.publish('two-mx.test', ['user@two-mx.test']);
+  const [message] = await waitFor(() => (second.messages.length > 0 ? second.messages : undefined), {
+    timeoutMs: 20_000,
+  });
+  assert.deepEqual(message?.rcptTo, ['user@two-mx.test']);
+  assert.equal(message?.mailFrom, 'sender@origin.example');
+  const delivered = await waitFor(
+    async () => (await q.events()).find((e) => e.kind === EventKind.DELIVERED && e.messageId === id),
+    WAIT,
+  );
+  assert.equal(delivered.remoteHost, `mx2.two-mx.test:${q.port}`);
+});
+
+test('no MX: the domain’s own address is the implicit MX (RFC 5321 §5.1)', async (t) => {
+  const q = await setup(t, [{ type: 'A', name: 'implicit.test', address: '127.0.0.4' }]);
+  const sink = await sinkOn(t, '127.0.0.4', q.port);
+  await q.publish('implicit.test', ['a@implicit.test']);
+  await waitFor(() => (sink.messages.length > 0 ? true : undefined), { timeoutMs: 20_000 });
+});
+
+test('null MX bounces at once with 5.1.10 and no connection (RFC 7505)', async (t) => {
+  const q = await setup(t, [
+    { type: 'MX', name: 'nullmx.test', exchange: '.', priority: 0 },
+    { type: 'A', name: 'nullmx.test', address: '127.0.0.5' },
+  ]);
+  const sink = await sinkOn(t, '127.0.0.5', q.port);
+  const id = await q.publish('nullmx.test', ['a@nullmx.test']);
+  const bounce = await waitFor(() => q.bounces.find((b) => b.messageId === id), WAIT);
+  assert.equal(bounce.failed[0]?.reply?.code, 556);
+  assert.equal(bounce.failed[0]?.reply?.enhanced, '5.1.10');
+  assert.equal(sink.connections, 0);
+});
+
+test('4xx then success: the deferred entry waits as a schedule and is delivered on retry', async (t) => {
+  const q = await setup(t, [
+    { type: 'MX', name: 'later.test', exchange: 'mx.later.test', priority: 10 },
+    { type: 'A', name: 'mx.later.test', address: '127.0.0.6' },
+  ]);
+  let refuse = true;
+  const sink = await sinkOn(t, '127.0.0.6', q.port, () =>
+    refuse ? { kind: 'tempfail' } : { kind: 'accept' },
+  );
+  const id = await q.publish('later.test', ['a@later.test']);
+  await waitFor(
+    async () => (await q.events()).find((e) => e.kind === EventKind.DEFERRED && e.messageId === id),
+    WAIT,
+  );
+  refuse = false;
+  await waitFor(() => (sink.messages.length > 0 ? true : undefined), { timeoutMs: 20_000 });
+  const kinds = (await q.events()).filter((e) => e.messageId === id).map((e) => e.kind);
+  assert.deepEqual(kinds, [EventKind.DEFERRED, EventKind.DELIVERED]);
+});
+
+test('partial failure: delivered, deferred and refused recipients of one transaction each settle their way', async (t) => {
+  const q = await setup(t, [
+    { type: 'MX', name: 'mixed.test', exchange: 'mx.mixed.test', priority: 10 },
+    { type: 'A', name: 'mx.mixed.test', address: '127.0.0.7' },
+  ]);
+  let tempfail = true;
+  const sink = await sinkOn(t, '127.0.0.7', q.port, (r) =>
+    r.startsWith('gone')
+      ? { kind: 'permfail' }
+      : r.startsWith('busy') && tempfail
+        ? { kind: 'tempfail' }
+        : { kind: 'accept' },
+  );
+  const id = await q.publish('mixed.test', ['ok@mixed.test', 'busy@mixed.test', 'gone@mixed.test']);
+  const bounce = await waitFor(() => q.bounces.find((b) => b.messageId === id), WAIT);
+  assert.deepEqual(
+    bounce.failed.map((f) => f.address),
+    ['gone@mixed.test'],
+  );
+  assert.equal(bounce.failed[0]?.reply?.code, 550);
+  await waitFor(() => (sink.messagesTo('ok@mixed.test').length > 0 ? true : undefined), WAIT);
+  tempfail = false;
+  await waitFor(() => (sink.messagesTo('busy@mixed.test').length > 0 ? true : undefined), {
+    timeoutMs: 20_000,
+  });
+  // Each recipient got exactly one copy.
+  assert.equal(sink.messagesTo('ok@mixed.test').length, 1);
+  assert.equal(sink.messagesTo('busy@mixed.test').length, 1);
+  // 5.1.1 says the address is gone: it is suppressed, and the next message to it bounces locally.
+  assert.equal((await q.suppressions.get('gone@mixed.test'))?.status, '5.1.1');
+  const before = sink.connections;
+  const next = await q.publish('mixed.test', ['gone@mixed.test']);
+  const local = await waitFor(() => q.bounces.find((b) => b.messageId === next), WAIT);
+  assert.match(local.failed[0]?.reply?.lines.join(' ') ?? '', /suppressed/);
+  assert.equal(sink.connections, before, 'no connection for a suppressed recipient');
+});
+
+test('deferred past the queue lifetime: the recipients expire with 5.4.7', async (t) => {
+  const q = await setup(
+    t,
+    [
+      { type: 'MX', name: 'dead.test', exchange: 'mx.dead.test', priority: 10 },
+      { type: 'A', name: 'mx.dead.test', address: '127.0.0.8' },
+    ],
+    { retryDelays: '1s', lifetime: '3s' },
+  );
+  // No server at all: deferred, retried, then expired when the 3-second lifetime is over.
+  const id = await q.publish('dead.test', ['a@dead.test']);
+  const bounce = await waitFor(() => q.bounces.find((b) => b.messageId === id), { timeoutMs: 30_000 });
+  assert.equal(bounce.failed[0]?.expired, true);
+  assert.equal(bounce.failed[0]?.reply?.enhanced, '5.4.7');
+});
