@@ -47,6 +47,12 @@ export const DeliveryConfigSchema = z.strictObject({
         return z.NEVER;
       }
     }),
+  /** Open connections per destination host at most (a DeliveryPolicy may lower it). */
+  maxConnectionsPerHost: z.coerce.number().int().min(1).max(1000).default(10),
+  /** Transactions per connection before it is closed and a new one opened. */
+  messagesPerConnection: z.coerce.number().int().min(1).default(100),
+  /** An idle pooled connection is closed after this long. */
+  connectionIdleMs: z.coerce.number().int().min(0).default(5_000),
   /** Hard-bounced addresses (5.1.1 and kin) are suppressed this long; 0 disables the list. */
   suppressionMs: z.coerce
     .number()
@@ -72,6 +78,9 @@ const ENV: Record<keyof DeliveryConfig, string> = {
   retryDelaysMs: 'PETREL_RETRY_DELAYS_MS',
   queueLifetimeMs: 'PETREL_QUEUE_LIFETIME',
   suppressionMs: 'PETREL_SUPPRESSION_MS',
+  maxConnectionsPerHost: 'PETREL_MAX_CONNECTIONS_PER_HOST',
+  messagesPerConnection: 'PETREL_MESSAGES_PER_CONNECTION',
+  connectionIdleMs: 'PETREL_CONNECTION_IDLE_MS',
   streamReplicas: 'PETREL_STREAM_REPLICAS',
   dnsServers: 'PETREL_DNS_SERVERS',
   mxPort: 'PETREL_MX_PORT',

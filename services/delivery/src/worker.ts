@@ -26,6 +26,7 @@ import { type DsnNotify, type Reply, SmtpClient, SmtpClientError } from '@petrel
 import { contextFrom, type Logger, tracer } from '@petrel/telemetry';
 import type { DeliveryConfig } from './config.ts';
 import type { RouteResolver } from './mx.ts';
+import { ConnectionPool } from './pool.ts';
 import { route } from './router.ts';
 import { type NextStep, nextStep, type RetryPolicy } from './schedule.ts';
 import { type SuppressionList, suppresses } from './suppressions.ts';
@@ -77,8 +78,25 @@ export class DeliveryWorker {
   readonly #inFlight = new Set<Promise<void>>();
   #stopping = false;
 
+  readonly #pool: ConnectionPool;
+
   constructor(deps: WorkerDeps) {
     this.#deps = deps;
+    const { config } = deps;
+    this.#pool = new ConnectionPool({
+      maxPerHost: config.maxConnectionsPerHost,
+      maxMessagesPerConnection: config.messagesPerConnection,
+      idleMs: config.connectionIdleMs,
+      connect: (target) =>
+        SmtpClient.connect({
+          host: target.host,
+          port: target.port,
+          servername: target.name,
+          localName: config.hostname,
+          protocol: target.lmtp ? 'lmtp' : 'smtp',
+          timeouts: { connect: config.connectTimeoutMs },
+        }),
+    });
   }
 
   get inFlight(): number {
@@ -117,6 +135,7 @@ export class DeliveryWorker {
       }),
     ]);
     clearTimeout(timer);
+    await this.#pool.close();
   }
 
   async #handle(m: JsMsg): Promise<void> {
@@ -201,14 +220,7 @@ export class DeliveryWorker {
     for (const target of routing.targets) {
       let client: SmtpClient;
       try {
-        client = await SmtpClient.connect({
-          host: target.host,
-          port: target.port,
-          servername: target.name,
-          localName: this.#deps.config.hostname,
-          protocol: target.lmtp ? 'lmtp' : 'smtp',
-          timeouts: { connect: this.#deps.config.connectTimeoutMs },
-        });
+        client = await this.#pool.acquire(target);
       } catch (error) {
         failures.push(
           `${target.name}[${target.host}]:${target.port}: ${error instanceof Error ? error.message : String(error)}`,
@@ -250,9 +262,9 @@ export class DeliveryWorker {
                 : outcome.deferred;
           all(list, r.reply, [r.address]);
         }
-        await client.quit().catch(() => undefined);
+        this.#pool.release(target, client);
       } catch (error) {
-        client.close();
+        this.#pool.discard(target, client);
         const e = error instanceof SmtpClientError ? error : undefined;
         // Lost mid-transaction: whatever the next hop did not confirm is deferred (it may arrive
         // twice — the one duplicate SMTP cannot avoid).

@@ -1,0 +1,123 @@
+/**
+ * Connections per destination host (issue 4, "connection reuse"): several messages per
+ * connection (the client sends RSET between transactions when needed), at most `maxPerHost`
+ * open at once per host, idle ones closed after `idleMs`. A host's key is address, port and
+ * protocol; the TLS name travels with the target.
+ */
+import type { SmtpClient } from '@petrel/smtp';
+import type { Target } from './router.ts';
+
+export interface PoolOptions {
+  readonly connect: (target: Target) => Promise<SmtpClient>;
+  /** Open connections per host at most (the destination's connection limit). */
+  readonly maxPerHost: number;
+  /** Transactions per connection before it is closed (providers limit this too). */
+  readonly maxMessagesPerConnection: number;
+  /** An idle connection is closed after this long (RFC 5321 §4.5.3.2.7 servers wait 5 min). */
+  readonly idleMs: number;
+}
+
+interface Idle {
+  readonly client: SmtpClient;
+  readonly timer: NodeJS.Timeout;
+}
+
+interface Host {
+  open: number;
+  readonly idle: Idle[];
+  readonly waiting: (() => void)[];
+}
+
+export class ConnectionPool {
+  readonly #options: PoolOptions;
+  readonly #hosts = new Map<string, Host>();
+  #closed = false;
+
+  constructor(options: PoolOptions) {
+    this.#options = options;
+  }
+
+  #host(target: Target): Host {
+    const key = `${target.lmtp ? 'lmtp' : 'smtp'}://${target.host}:${target.port}`;
+    let host = this.#hosts.get(key);
+    if (host === undefined) {
+      host = { open: 0, idle: [], waiting: [] };
+      this.#hosts.set(key, host);
+    }
+    return host;
+  }
+
+  /** An idle connection to the target, or a new one once the host has room. Throws if connecting fails. */
+  async acquire(target: Target): Promise<SmtpClient> {
+    const host = this.#host(target);
+    for (;;) {
+      while (host.idle.length > 0) {
+        const idle = host.idle.pop() as Idle;
+        clearTimeout(idle.timer);
+        if (idle.client.usable) return idle.client;
+        this.#gone(host);
+      }
+      if (host.open < this.#options.maxPerHost) break;
+      await new Promise<void>((resolve) => host.waiting.push(resolve));
+    }
+    host.open++;
+    try {
+      return await this.#options.connect(target);
+    } catch (error) {
+      this.#gone(host);
+      throw error;
+    }
+  }
+
+  /** Gives a connection back after a transaction: kept for reuse when it is still good. */
+  release(target: Target, client: SmtpClient): void {
+    const host = this.#host(target);
+    if (this.#closed || !client.usable || client.messagesSent >= this.#options.maxMessagesPerConnection) {
+      void client.quit().catch(() => undefined);
+      this.#gone(host);
+      return;
+    }
+    const idle: Idle = {
+      client,
+      timer: setTimeout(() => {
+        const i = host.idle.indexOf(idle);
+        if (i !== -1) host.idle.splice(i, 1);
+        void client.quit().catch(() => undefined);
+        this.#gone(host);
+      }, this.#options.idleMs),
+    };
+    idle.timer.unref();
+    host.idle.push(idle);
+    host.waiting.shift()?.();
+  }
+
+  /** A connection that failed: closed, its slot freed. */
+  discard(target: Target, client: SmtpClient): void {
+    client.close();
+    this.#gone(this.#host(target));
+  }
+
+  #gone(host: Host): void {
+    host.open--;
+    host.waiting.shift()?.();
+  }
+
+  /** Open connections per host key (for metrics and tests). */
+  get open(): ReadonlyMap<string, number> {
+    return new Map([...this.#hosts].map(([k, h]) => [k, h.open]));
+  }
+
+  /** QUITs every idle connection; later releases close theirs. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    const quits: Promise<void>[] = [];
+    for (const host of this.#hosts.values()) {
+      for (const idle of host.idle.splice(0)) {
+        clearTimeout(idle.timer);
+        quits.push(idle.client.quit().catch(() => undefined));
+        host.open--;
+      }
+    }
+    await Promise.all(quits);
+  }
+}
