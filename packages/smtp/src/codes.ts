@@ -24,6 +24,10 @@ export const ReplyCode = {
   InsufficientStorage: 452,
   /** RFC 4954 §6: temporary authentication failure */
   AuthTempFailure: 454,
+  /** RFC 1985 §5: ETRN, no messages waiting for the node */
+  EtrnNoMessages: 251,
+  /** RFC 1985 §5: ETRN, <n> pending messages for the node started */
+  EtrnPendingStarted: 253,
   /** RFC 1985 §5: ETRN, unable to queue messages for the node */
   EtrnUnableToQueue: 458,
   /** RFC 1985 §5: ETRN, node not allowed */

@@ -7,6 +7,7 @@ import { DnsResolver } from '@petrel/dns';
 import { ensureDeliveryConsumer, ensureStreams } from '@petrel/queue';
 import { createLogger } from '@petrel/telemetry';
 import { deliveryConfigFromEnv } from './config.ts';
+import { DESTINATIONS_BUCKET, DestinationControls, serveQueueOperations } from './operations.ts';
 import { DEFAULT_RETRY_POLICY } from './schedule.ts';
 import { MAX_SUPPRESSION_MS, SUPPRESSIONS_BUCKET, SuppressionList } from './suppressions.ts';
 import { DeliveryWorker } from './worker.ts';
@@ -37,6 +38,14 @@ async function main(): Promise<void> {
   const resolver = new DnsResolver({
     servers: config.dnsServers === '' ? undefined : config.dnsServers.split(','),
   });
+  const controls = new DestinationControls(
+    await new Kvm(js).create(DESTINATIONS_BUCKET, {
+      storage: 'file',
+      replicas: config.streamReplicas,
+      history: 1,
+    }),
+  );
+  await controls.start();
   const worker = new DeliveryWorker({
     js,
     log,
@@ -49,7 +58,9 @@ async function main(): Promise<void> {
       lifetimeMs: config.queueLifetimeMs,
     },
     suppressions,
+    controls,
   });
+  const operations = serveQueueOperations({ nc, js, jsm, controls, log });
   const running = worker.run();
   log.info({ smarthost: config.smarthost, concurrency: config.concurrency }, 'delivery worker consuming');
   process.send?.({ type: 'ready', component: 'delivery' });
@@ -62,6 +73,8 @@ async function main(): Promise<void> {
     await worker.stop(30_000);
     await running.catch(() => undefined);
     domains.close();
+    controls.stop();
+    await operations.drain().catch(() => undefined);
     await nc.drain().catch(() => nc.close());
     log.info('delivery stopped');
     process.exit(0);

@@ -31,6 +31,13 @@ import {
   waitFor,
 } from '@petrel/test-harness';
 import { DeliveryConfigSchema } from './config.ts';
+import {
+  DESTINATIONS_BUCKET,
+  DestinationControls,
+  QUEUE_OPERATIONS_SUBJECT,
+  QueueOperationErrorCode,
+  serveQueueOperations,
+} from './operations.ts';
 import { DEFAULT_RETRY_POLICY } from './schedule.ts';
 import { SUPPRESSIONS_BUCKET, SuppressionList } from './suppressions.ts';
 import { DeliveryWorker, type FailedRecipient } from './worker.ts';
@@ -45,6 +52,11 @@ interface Setup {
   bounces: { messageId: string; failed: FailedRecipient[] }[];
   events(): Promise<{ kind: EventKind; recipients: string[]; messageId: string; remoteHost: string }[]>;
   suppressions: SuppressionList;
+  /** Sends a queue operation request as an operator's tool would. */
+  operate(
+    op: string,
+    request: unknown,
+  ): Promise<{ ok: boolean; count?: number; code?: string; error?: string }>;
 }
 
 async function setup(
@@ -64,6 +76,21 @@ async function setup(
   const js = jetstream(nc);
   const suppressions = new SuppressionList(await new Kvm(js).create(SUPPRESSIONS_BUCKET));
   const bounces: Setup['bounces'] = [];
+  const controls = new DestinationControls(await new Kvm(js).create(DESTINATIONS_BUCKET));
+  await controls.start();
+  after(() => controls.stop());
+  const onBounce = async (envelope: { messageId: string }, failed: readonly FailedRecipient[]) => {
+    bounces.push({ messageId: envelope.messageId, failed: [...failed] });
+  };
+  const operations = serveQueueOperations({
+    nc,
+    js,
+    jsm,
+    controls,
+    log: createLogger('ops-test', { level: 'silent' }),
+    bounces: onBounce,
+  });
+  after(() => operations.unsubscribe());
   const config = DeliveryConfigSchema.parse({
     natsUrl: nats.url,
     runtimeConfigPath: '/nonexistent',
@@ -87,9 +114,8 @@ async function setup(
       jitter: 0,
     },
     suppressions,
-    bounces: async (envelope, failed) => {
-      bounces.push({ messageId: envelope.messageId, failed: [...failed] });
-    },
+    controls,
+    bounces: onBounce,
   });
   const running = worker.run();
   after(async () => {
@@ -117,6 +143,12 @@ async function setup(
         timeoutMs: 5000,
       });
       return messageId;
+    },
+    async operate(op, request) {
+      const m = await nc.request(`${QUEUE_OPERATIONS_SUBJECT}.${op}`, JSON.stringify(request), {
+        timeout: 10_000,
+      });
+      return m.json();
     },
     async events() {
       const out = [];
@@ -261,4 +293,76 @@ test('deferred past the queue lifetime: the recipients expire with 5.4.7', async
   const bounce = await waitFor(() => q.bounces.find((b) => b.messageId === id), { timeoutMs: 30_000 });
   assert.equal(bounce.failed[0]?.expired, true);
   assert.equal(bounce.failed[0]?.reply?.enhanced, '5.4.7');
+});
+
+test('queue operations: suspend holds a destination, resume and retry deliver its deferred mail at once', async (t) => {
+  const q = await setup(
+    t,
+    [
+      { type: 'MX', name: 'ops.test', exchange: 'mx.ops.test', priority: 10 },
+      { type: 'A', name: 'mx.ops.test', address: '127.0.0.9' },
+    ],
+    { retryDelays: '1h' },
+  );
+  const sink = await sinkOn(t, '127.0.0.9', q.port);
+  assert.deepEqual(await q.operate('suspend', { domain: 'OPS.test' }), { ok: true, count: 1 });
+  const id = await q.publish('ops.test', ['a@ops.test']);
+  // Held: it goes back to waiting without an attempt (no event, no connection).
+  await waitFor(
+    async () => ((await q.operate('retry', { domain: 'ops.test' })).count === 1 ? true : undefined),
+    WAIT,
+  );
+  assert.equal(sink.connections, 0);
+  assert.deepEqual(await q.operate('resume', { domain: 'ops.test' }), { ok: true, count: 1 });
+  // Retried now (the suspension's recheck would be minutes away).
+  await waitFor(async () => {
+    await q.operate('retry', { domain: 'ops.test' });
+    return sink.messages.length > 0 ? true : undefined;
+  }, WAIT);
+  const kinds = (await q.events()).filter((e) => e.messageId === id).map((e) => e.kind);
+  assert.deepEqual(kinds, [EventKind.DELIVERED]);
+});
+
+test('queue operations: bounce returns deferred mail with a DSN, purge drops it, bad requests are refused', async (t) => {
+  const q = await setup(
+    t,
+    [
+      { type: 'MX', name: 'stuck.test', exchange: 'mx.stuck.test', priority: 10 },
+      { type: 'A', name: 'mx.stuck.test', address: '127.0.0.10' },
+    ],
+    { retryDelays: '1h' },
+  );
+  // Nothing listens: every entry is deferred for an hour.
+  const ids = [
+    await q.publish('stuck.test', ['a@stuck.test']),
+    await q.publish('stuck.test', ['b@stuck.test']),
+  ];
+  await waitFor(async () => {
+    const deferred = (await q.events()).filter((e) => e.kind === EventKind.DEFERRED);
+    return deferred.length === 2 ? true : undefined;
+  }, WAIT);
+  assert.deepEqual(await q.operate('bounce', { domain: 'stuck.test', reason: 'Destination retired' }), {
+    ok: true,
+    count: 2,
+  });
+  assert.deepEqual(q.bounces.map((b) => b.messageId).sort(), [...ids].sort());
+  assert.match(q.bounces[0]?.failed[0]?.reply?.lines[0] ?? '', /Destination retired/);
+  assert.deepEqual(await q.operate('purge', { domain: 'stuck.test' }), { ok: true, count: 0 });
+  await q.publish('stuck.test', ['c@stuck.test']);
+  await waitFor(async () => {
+    const deferred = (await q.events()).filter((e) => e.kind === EventKind.DEFERRED);
+    return deferred.length === 3 ? true : undefined;
+  }, WAIT);
+  assert.deepEqual(await q.operate('purge', { domain: 'stuck.test' }), { ok: true, count: 1 });
+  assert.equal(q.bounces.length, 2, 'purge sends no DSN');
+  for (const [op, request] of [
+    ['retry', { domain: 'bad domain' }],
+    ['retry', {}],
+    ['frobnicate', { domain: 'stuck.test' }],
+    ['suspend', { domain: 'stuck.test', until: 'tomorrow-ish' }],
+  ] as const) {
+    const answer = await q.operate(op, request);
+    assert.equal(answer.ok, false, `${op} ${JSON.stringify(request)}`);
+    assert.equal(answer.code, QueueOperationErrorCode.BadRequest);
+  }
 });

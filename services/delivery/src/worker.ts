@@ -17,6 +17,7 @@ import {
   decodeEnvelope,
   deferEntry,
   encodeEnvelope,
+  entryDedupeId,
   loadBody,
   newEvent,
   publishEvent,
@@ -26,6 +27,7 @@ import { type DsnNotify, type Reply, SmtpClient, SmtpClientError } from '@petrel
 import { contextFrom, type Logger, tracer } from '@petrel/telemetry';
 import type { DeliveryConfig } from './config.ts';
 import type { RouteResolver } from './mx.ts';
+import type { DestinationControls } from './operations.ts';
 import { ConnectionPool } from './pool.ts';
 import { route } from './router.ts';
 import { type NextStep, nextStep, type RetryPolicy } from './schedule.ts';
@@ -39,6 +41,7 @@ export interface WorkerDeps {
   resolver: RouteResolver;
   retryPolicy: RetryPolicy;
   suppressions?: SuppressionList;
+  controls?: DestinationControls;
   /** Queues the DSN for recipients that failed for good; rejects when it could not. */
   bounces?: (envelope: Envelope, failed: readonly FailedRecipient[]) => Promise<void>;
 }
@@ -65,6 +68,7 @@ export interface FailedRecipient {
 }
 
 const EVENT_TIMEOUT_MS = 5_000;
+const SUSPENDED_RECHECK_MS = 5 * 60_000;
 
 /**
  * Consumes the outbound queue and relays each entry to its next hop (docs/queue-model.md). An
@@ -143,6 +147,24 @@ export class DeliveryWorker {
     // Attempts made before this entry was (re)scheduled, plus this one; a redelivery after a
     // worker died counts as an attempt too.
     const attempt = Number(m.headers?.get(DeferHeader.attempt) || 0) + m.info.deliveryCount;
+    const until = this.#deps.controls?.suspendedUntil(envelope.destinationDomain);
+    if (until !== undefined) {
+      // Suspended by an operator: back to waiting, not counted as an attempt; looked at again
+      // at the end of the suspension or in 5 minutes, whichever comes first.
+      const at = new Date(Math.min(until.getTime(), Date.now() + SUSPENDED_RECHECK_MS));
+      await deferEntry(this.#deps.js, {
+        messageId: envelope.messageId,
+        destinationDomain: envelope.destinationDomain,
+        payload: m.data,
+        ...(m.headers ? { headers: m.headers } : {}),
+        attempt: attempt - 1,
+        at,
+        timeoutMs: EVENT_TIMEOUT_MS,
+        dedupeId: `${entryDedupeId(envelope.messageId, envelope.destinationDomain)}.s${Date.now()}`,
+      });
+      await m.ackAck();
+      return;
+    }
     const parent = contextFrom(envelope.trace);
     await tracer.startActiveSpan('smtp.deliver', {}, parent, async (span) => {
       span.setAttribute('petrel.message_id', envelope.messageId);

@@ -13,6 +13,7 @@ import { createLogger } from '@petrel/telemetry';
 import { Acceptor } from './acceptor.ts';
 import { CertificateStore } from './certificates.ts';
 import { ingressConfigFromEnv } from './config.ts';
+import { etrnQueueRun } from './etrn.ts';
 import { Greylist } from './greylist.ts';
 import { InboundChecks } from './inbound/index.ts';
 import { AuthThrottle, ConnectionLimiter } from './limits.ts';
@@ -78,6 +79,7 @@ async function main(): Promise<void> {
     inbound: new InboundChecks({ resolver, hostname: config.hostname }),
     greylist: new Greylist(greylistKv, { log }),
     etrnNetworks: blockList(config.etrnNetworks),
+    queueRun: etrnQueueRun(nc),
     receivedAuthIdentity: config.receivedAuthIdentity,
     log,
   });

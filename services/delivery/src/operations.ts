@@ -1,0 +1,203 @@
+/**
+ * Queue operations over NATS request/reply (docs/queue-model.md, "Queue operations"), answered
+ * by any delivery worker (queue group): retry a destination now, suspend and resume it, bounce or
+ * purge its deferred mail, and flush for ETRN (RFC 1985). Requests and replies are JSON.
+ */
+import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
+import { type KV, type KvEntry, KvWatchInclude } from '@nats-io/kv';
+import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import {
+  decodeEnvelope,
+  deferredEntries,
+  destinationKey,
+  retryDeferredNow,
+  STREAM_OUTBOUND,
+} from '@petrel/queue';
+import type { Logger } from '@petrel/telemetry';
+import type { FailedRecipient } from './worker.ts';
+
+export const QUEUE_OPERATIONS_SUBJECT = 'petrel.admin.queue';
+export const DESTINATIONS_BUCKET = 'petrel_destinations';
+
+export const QueueOperation = {
+  Retry: 'retry',
+  Flush: 'flush',
+  Suspend: 'suspend',
+  Resume: 'resume',
+  Bounce: 'bounce',
+  Purge: 'purge',
+} as const;
+export type QueueOperation = (typeof QueueOperation)[keyof typeof QueueOperation];
+
+export interface QueueOperationRequest {
+  domain: string;
+  /** suspend: until when (ISO 8601); absent: until resumed. */
+  until?: string;
+  /** bounce: the text of the DSN's diagnostic. */
+  reason?: string;
+}
+
+export type QueueOperationReply = { ok: true; count: number } | { ok: false; error: string; code: string };
+
+export const QueueOperationErrorCode = {
+  BadRequest: 'PETREL_ERR_QUEUE_OP_BAD_REQUEST',
+  Failed: 'PETREL_ERR_QUEUE_OP_FAILED',
+} as const;
+
+const PREFIX = 'suspend.';
+
+interface Suspension {
+  domain: string;
+  until: string | undefined;
+}
+
+/**
+ * Suspended destinations, shared through NATS KV and mirrored in memory by a watch, so the
+ * worker's check per entry costs no request.
+ */
+export class DestinationControls {
+  readonly #kv: KV;
+  readonly #suspended = new Map<string, Suspension>();
+  #watch: { stop(): void } | undefined;
+
+  constructor(kv: KV) {
+    this.#kv = kv;
+  }
+
+  /** Follows changes, then loads the current state; resolves once it is loaded. */
+  async start(): Promise<void> {
+    const watch = await this.#kv.watch({ key: 'suspend.>', include: KvWatchInclude.UpdatesOnly });
+    this.#watch = watch;
+    void (async () => {
+      for await (const e of watch) this.#apply(e);
+    })();
+    for await (const key of await this.#kv.keys('suspend.>')) {
+      const e = await this.#kv.get(key);
+      if (e !== null && !this.#suspended.has(key.slice(PREFIX.length))) this.#apply(e);
+    }
+  }
+
+  #apply(e: KvEntry): void {
+    const key = e.key.slice(PREFIX.length);
+    if (e.operation === 'PUT' && e.length > 0) this.#suspended.set(key, e.json<Suspension>());
+    else this.#suspended.delete(key);
+  }
+
+  stop(): void {
+    this.#watch?.stop();
+  }
+
+  /** The time the destination is suspended until (far future: until resumed), or undefined. */
+  suspendedUntil(domain: string, now = Date.now()): Date | undefined {
+    const s = this.#suspended.get(destinationKey(domain));
+    if (s === undefined) return undefined;
+    if (s.until === undefined) return new Date(8.64e15);
+    const until = new Date(s.until);
+    return until.getTime() > now ? until : undefined;
+  }
+
+  async suspend(domain: string, until: Date | undefined): Promise<void> {
+    const value: Suspension = { domain: domain.toLowerCase(), until: until?.toISOString() };
+    await this.#kv.put(`${PREFIX}${destinationKey(domain)}`, JSON.stringify(value));
+    this.#suspended.set(destinationKey(domain), value);
+  }
+
+  async resume(domain: string): Promise<void> {
+    await this.#kv.delete(`${PREFIX}${destinationKey(domain)}`);
+    this.#suspended.delete(destinationKey(domain));
+  }
+}
+
+export interface OperationsDeps {
+  nc: NatsConnection;
+  js: JetStreamClient;
+  jsm: JetStreamManager;
+  controls: DestinationControls;
+  log: Logger;
+  /** Queues DSNs for recipients bounced by the operator (the worker's DSN hook). */
+  bounces?: (
+    envelope: ReturnType<typeof decodeEnvelope>,
+    failed: readonly FailedRecipient[],
+  ) => Promise<void>;
+}
+
+const DOMAIN =
+  /^(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?\.)*[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?\.?$|^\[[^\]]{1,64}\]$/i;
+
+/** Serves `petrel.admin.queue.<operation>` until the subscription is drained. */
+export function serveQueueOperations(deps: OperationsDeps): Subscription {
+  const sub = deps.nc.subscribe(`${QUEUE_OPERATIONS_SUBJECT}.*`, { queue: 'petrel-delivery' });
+  void (async () => {
+    for await (const m of sub) {
+      const op = m.subject.slice(QUEUE_OPERATIONS_SUBJECT.length + 1) as QueueOperation;
+      let reply: QueueOperationReply;
+      try {
+        const request = m.json<QueueOperationRequest>();
+        if (typeof request?.domain !== 'string' || !DOMAIN.test(request.domain)) {
+          reply = { ok: false, code: QueueOperationErrorCode.BadRequest, error: 'domain missing or invalid' };
+        } else {
+          reply = { ok: true, count: await run(deps, op, request) };
+        }
+      } catch (error) {
+        const bad = error instanceof BadRequest || error instanceof SyntaxError;
+        reply = {
+          ok: false,
+          code: bad ? QueueOperationErrorCode.BadRequest : QueueOperationErrorCode.Failed,
+          error: error instanceof Error ? error.message : String(error),
+        };
+        if (!bad) deps.log.error({ err: error, op }, 'queue operation failed');
+      }
+      m.respond(JSON.stringify(reply));
+    }
+  })();
+  return sub;
+}
+
+class BadRequest extends Error {}
+
+async function run(
+  deps: OperationsDeps,
+  op: QueueOperation,
+  request: QueueOperationRequest,
+): Promise<number> {
+  const domain = request.domain.toLowerCase().replace(/\.$/, '');
+  switch (op) {
+    case QueueOperation.Retry:
+    case QueueOperation.Flush:
+      return await retryDeferredNow(deps.js, deps.jsm, domain, { timeoutMs: 5_000 });
+    case QueueOperation.Suspend: {
+      const until = request.until === undefined ? undefined : new Date(request.until);
+      if (until !== undefined && Number.isNaN(until.getTime())) throw new BadRequest('until is not a date');
+      await deps.controls.suspend(domain, until);
+      return 1;
+    }
+    case QueueOperation.Resume:
+      await deps.controls.resume(domain);
+      return 1;
+    case QueueOperation.Purge:
+    case QueueOperation.Bounce: {
+      let count = 0;
+      for await (const entry of deferredEntries(deps.jsm, domain)) {
+        if (op === QueueOperation.Bounce) {
+          const envelope = decodeEnvelope(entry.payload);
+          const text = `5.0.0 ${request.reason ?? 'Returned by the relay operator'}`;
+          await deps.bounces?.(
+            envelope,
+            envelope.recipients.map((r) => ({
+              address: r.address,
+              reply: { code: 550, enhanced: '5.0.0', lines: [text] } as FailedRecipient['reply'],
+              expired: false,
+              remoteHost: '',
+            })),
+          );
+        }
+        // Removed one by one: an entry scheduled meanwhile is not taken without its DSN.
+        await deps.jsm.streams.purge(STREAM_OUTBOUND, { filter: entry.subject });
+        count++;
+      }
+      return count;
+    }
+    default:
+      throw new BadRequest(`unknown operation ${String(op)}`);
+  }
+}
