@@ -6,6 +6,7 @@ import { liveDomains } from '@petrel/config';
 import { DnsResolver } from '@petrel/dns';
 import { ensureDeliveryConsumer, ensureStreams } from '@petrel/queue';
 import { createLogger } from '@petrel/telemetry';
+import { dsnSender } from './bounce.ts';
 import { deliveryConfigFromEnv } from './config.ts';
 import { DESTINATIONS_BUCKET, DestinationControls, serveQueueOperations } from './operations.ts';
 import { DEFAULT_RETRY_POLICY } from './schedule.ts';
@@ -46,6 +47,7 @@ async function main(): Promise<void> {
     }),
   );
   await controls.start();
+  const bounces = dsnSender({ js, nc, hostname: config.hostname, log });
   const worker = new DeliveryWorker({
     js,
     log,
@@ -59,8 +61,9 @@ async function main(): Promise<void> {
     },
     suppressions,
     controls,
+    bounces,
   });
-  const operations = serveQueueOperations({ nc, js, jsm, controls, log });
+  const operations = serveQueueOperations({ nc, js, jsm, controls, log, bounces });
   const running = worker.run();
   log.info({ smarthost: config.smarthost, concurrency: config.concurrency }, 'delivery worker consuming');
   process.send?.({ type: 'ready', component: 'delivery' });

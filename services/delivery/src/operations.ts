@@ -180,7 +180,7 @@ async function run(
       for await (const entry of deferredEntries(deps.jsm, domain)) {
         if (op === QueueOperation.Bounce) {
           const envelope = decodeEnvelope(entry.payload);
-          const text = `5.0.0 ${request.reason ?? 'Returned by the relay operator'}`;
+          const text = request.reason ?? 'Returned by the relay operator';
           await deps.bounces?.(
             envelope,
             envelope.recipients.map((r) => ({

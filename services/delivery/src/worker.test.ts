@@ -11,7 +11,7 @@ import { connect } from '@nats-io/transport-node';
 import { DomainIndex, parseRuntimeConfig } from '@petrel/config';
 import { DnsResolver } from '@petrel/dns';
 import { freePort } from '@petrel/localenv';
-import { EventKind, timestampFromDate } from '@petrel/proto';
+import { type Envelope, EventKind, timestampFromDate } from '@petrel/proto';
 import {
   decodeEvent,
   ensureDeliveryConsumer,
@@ -30,6 +30,7 @@ import {
   startSmtpSink,
   waitFor,
 } from '@petrel/test-harness';
+import { dsnSender } from './bounce.ts';
 import { DeliveryConfigSchema } from './config.ts';
 import {
   DESTINATIONS_BUCKET,
@@ -62,7 +63,7 @@ interface Setup {
 async function setup(
   t: { after: After },
   records: DnsRecord[],
-  options: { retryDelays?: string; lifetime?: string } = {},
+  options: { retryDelays?: string; lifetime?: string; realDsn?: boolean } = {},
 ): Promise<Setup> {
   const after: After = (fn) => t.after(fn);
   const nats = await startNats(after);
@@ -79,8 +80,15 @@ async function setup(
   const controls = new DestinationControls(await new Kvm(js).create(DESTINATIONS_BUCKET));
   await controls.start();
   after(() => controls.stop());
-  const onBounce = async (envelope: { messageId: string }, failed: readonly FailedRecipient[]) => {
+  const dsn = dsnSender({
+    js,
+    nc,
+    hostname: 'worker.test',
+    log: createLogger('dsn-test', { level: 'silent' }),
+  });
+  const onBounce = async (envelope: Envelope, failed: readonly FailedRecipient[]) => {
     bounces.push({ messageId: envelope.messageId, failed: [...failed] });
+    if (options.realDsn) await dsn(envelope, failed);
   };
   const operations = serveQueueOperations({
     nc,
@@ -365,4 +373,33 @@ test('queue operations: bounce returns deferred mail with a DSN, purge drops it,
     assert.equal(answer.ok, false, `${op} ${JSON.stringify(request)}`);
     assert.equal(answer.code, QueueOperationErrorCode.BadRequest);
   }
+});
+
+test('a refused recipient gets the sender an RFC 3464 DSN from the null sender, delivered to the sender’s MX', async (t) => {
+  const q = await setup(
+    t,
+    [
+      { type: 'MX', name: 'refusing.test', exchange: 'mx.refusing.test', priority: 10 },
+      { type: 'A', name: 'mx.refusing.test', address: '127.0.0.11' },
+      { type: 'MX', name: 'origin.example', exchange: 'mx.origin.example', priority: 10 },
+      { type: 'A', name: 'mx.origin.example', address: '127.0.0.12' },
+    ],
+    { realDsn: true },
+  );
+  await sinkOn(t, '127.0.0.11', q.port, () => ({
+    kind: 'permfail',
+    code: 550,
+    text: '5.1.1 no such user here',
+  }));
+  const senderMx = await sinkOn(t, '127.0.0.12', q.port);
+  await q.publish('refusing.test', ['nobody@refusing.test'], 'Subject: will bounce\r\n\r\nbody\r\n');
+  const [dsn] = await waitFor(() => (senderMx.messages.length > 0 ? senderMx.messages : undefined), WAIT);
+  assert.equal(dsn?.mailFrom, '', 'DSNs come from the null sender');
+  assert.deepEqual(dsn?.rcptTo, ['sender@origin.example']);
+  const text = dsn?.data.toString('utf8') ?? '';
+  assert.match(text, /Content-Type: multipart\/report; report-type=delivery-status/);
+  assert.match(text, /Final-Recipient: rfc822;nobody@refusing\.test/);
+  assert.match(text, /Diagnostic-Code: smtp; 550 5\.1\.1 no such user here/);
+  assert.match(text, /Remote-MTA: dns; mx\.refusing\.test/);
+  assert.match(text, /Subject: will bounce/);
 });

@@ -425,7 +425,7 @@ export class DeliveryWorker {
       if (o.remoteHost === '') continue; // our own refusal (e.g. already suppressed)
       await list
         .add(address, {
-          reason: `${reply.code} ${reply.lines.join(' ')}`,
+          reason: `${reply.code}${reply.enhanced ? ` ${reply.enhanced}` : ''} ${reply.lines.join(' ')}`,
           status: reply.enhanced ?? '',
           forMs,
           source: 'bounce',
@@ -435,7 +435,7 @@ export class DeliveryWorker {
   }
 }
 
-/** A reply we make up for a recipient (routing failure, suppression, expiry), in the SMTP shape. */
+/** A reply we make up for a recipient (routing failure, suppression, expiry), shaped as parsed replies are (enhanced code apart). */
 function localReply(code: number, enhanced: string, text: string): Reply {
-  return { code, enhanced, lines: [`${enhanced} ${text}`] } as Reply;
+  return { code, enhanced, lines: [text] } as Reply;
 }

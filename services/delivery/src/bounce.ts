@@ -1,0 +1,88 @@
+/**
+ * The DSN hook of the worker: recipients that failed for good are reported to the envelope
+ * sender in one RFC 3464 DSN per entry, queued as a new message from the null sender (so that
+ * it is delivered, retried and traced like any other) before the entry is acked.
+ */
+import type { JetStreamClient } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { DsnReturn, type Envelope, timestampDate, timestampFromDate } from '@petrel/proto';
+import { loadBody, newEnvelope, newMessageId, publishMessage } from '@petrel/queue';
+import type { Logger } from '@petrel/telemetry';
+import { buildDsn, shouldSendDsn } from './dsn.ts';
+import type { FailedRecipient } from './worker.ts';
+
+export interface BounceDeps {
+  js: JetStreamClient;
+  nc: NatsConnection;
+  /** Reporting-MTA and the DSN's From domain. */
+  hostname: string;
+  log: Logger;
+}
+
+export function dsnSender(
+  deps: BounceDeps,
+): (envelope: Envelope, failed: readonly FailedRecipient[]) => Promise<void> {
+  return async (envelope, failed) => {
+    const body = await loadBody(deps.js, envelope);
+    const notifyOf = new Map(envelope.recipients.map((r) => [r.address, r.notify]));
+    const reported = failed.filter((f) =>
+      shouldSendDsn(envelope.sender, notifyOf.get(f.address) ?? [], 'failed', body),
+    );
+    if (reported.length === 0) return;
+    const orcptOf = new Map(envelope.recipients.map((r) => [r.address, r.orcpt]));
+    const now = new Date();
+    const dsn = buildDsn({
+      reportingMta: deps.hostname,
+      sender: envelope.sender,
+      envid: envelope.dsnEnvid || undefined,
+      ret:
+        envelope.dsnReturn === DsnReturn.FULL
+          ? 'FULL'
+          : envelope.dsnReturn === DsnReturn.HEADERS
+            ? 'HDRS'
+            : undefined,
+      arrivalDate: envelope.receivedAt ? timestampDate(envelope.receivedAt) : undefined,
+      receivedFrom: envelope.client?.helo
+        ? `dns; ${envelope.client.helo} ([${envelope.client.remoteAddress}])`
+        : undefined,
+      smtputf8: envelope.smtputf8,
+      original: body,
+      now,
+      recipients: reported.map((f) => ({
+        address: f.address,
+        orcpt: orcptOf.get(f.address) || undefined,
+        action: 'failed' as const,
+        status: f.reply?.enhanced ?? (f.expired ? '5.4.7' : '5.0.0'),
+        remoteMta: f.remoteHost ? f.remoteHost.replace(/:\d+$/, '') : undefined,
+        diagnostic: f.reply
+          ? `${f.reply.code}${f.reply.enhanced ? ` ${f.reply.enhanced}` : ''} ${f.reply.lines.join(' ')}`
+          : undefined,
+        lastAttempt: now,
+      })),
+    });
+    const messageId = newMessageId();
+    const at = envelope.sender.lastIndexOf('@');
+    const destinationDomain = envelope.sender.slice(at + 1).toLowerCase();
+    await publishMessage(deps.js, deps.nc, {
+      messageId,
+      envelopes: [
+        newEnvelope({
+          messageId,
+          sender: '',
+          destinationDomain,
+          recipients: [{ address: envelope.sender }],
+          receivedAt: timestampFromDate(now),
+          smtputf8: envelope.smtputf8,
+          size: BigInt(dsn.length),
+          ...(envelope.trace ? { trace: envelope.trace } : {}),
+        }),
+      ],
+      body: dsn,
+      timeoutMs: 10_000,
+    });
+    deps.log.info(
+      { messageId: envelope.messageId, dsn: messageId, recipients: reported.length },
+      'DSN queued for the sender',
+    );
+  };
+}
