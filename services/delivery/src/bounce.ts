@@ -21,12 +21,18 @@ export interface BounceDeps {
 
 export function dsnSender(
   deps: BounceDeps,
-): (envelope: Envelope, failed: readonly FailedRecipient[]) => Promise<void> {
-  return async (envelope, failed) => {
+): (
+  envelope: Envelope,
+  recipients: readonly FailedRecipient[],
+  action?: 'failed' | 'delayed',
+  willRetryUntil?: Date,
+) => Promise<void> {
+  return async (envelope, failed, action = 'failed', willRetryUntil) => {
     const body = await loadBody(deps.js, envelope);
     const notifyOf = new Map(envelope.recipients.map((r) => [r.address, r.notify]));
+    // Delays were decided by the worker's policy (which may send them without NOTIFY).
     const reported = failed.filter((f) =>
-      shouldSendDsn(envelope.sender, notifyOf.get(f.address) ?? [], 'failed', body),
+      shouldSendDsn(envelope.sender, notifyOf.get(f.address) ?? [], action, body, action === 'delayed'),
     );
     if (reported.length === 0) return;
     const orcptOf = new Map(envelope.recipients.map((r) => [r.address, r.orcpt]));
@@ -51,8 +57,9 @@ export function dsnSender(
       recipients: reported.map((f) => ({
         address: f.address,
         orcpt: orcptOf.get(f.address) || undefined,
-        action: 'failed' as const,
-        status: f.reply?.enhanced ?? (f.expired ? '5.4.7' : '5.0.0'),
+        action,
+        status: f.reply?.enhanced ?? (action === 'delayed' ? '4.0.0' : f.expired ? '5.4.7' : '5.0.0'),
+        willRetryUntil: action === 'delayed' ? willRetryUntil : undefined,
         remoteMta: f.remoteHost ? f.remoteHost.replace(/:\d+$/, '') : undefined,
         diagnostic: f.reply
           ? `${f.reply.code}${f.reply.enhanced ? ` ${f.reply.enhanced}` : ''} ${f.reply.lines.join(' ')}`

@@ -62,6 +62,7 @@ async function main(): Promise<void> {
     suppressions,
     controls,
     bounces,
+    delays: (envelope, delayed, until) => bounces(envelope, delayed, 'delayed', until),
   });
   const operations = serveQueueOperations({ nc, js, jsm, controls, log, bounces });
   const running = worker.run();

@@ -49,7 +49,7 @@ const WAIT = { timeoutMs: 20_000 };
 
 interface Setup {
   port: number;
-  publish(domain: string, recipients: string[], body?: string): Promise<string>;
+  publish(domain: string, recipients: string[], body?: string, notify?: string[]): Promise<string>;
   bounces: { messageId: string; failed: FailedRecipient[] }[];
   events(): Promise<{ kind: EventKind; recipients: string[]; messageId: string; remoteHost: string }[]>;
   suppressions: SuppressionList;
@@ -63,7 +63,7 @@ interface Setup {
 async function setup(
   t: { after: After },
   records: DnsRecord[],
-  options: { retryDelays?: string; lifetime?: string; realDsn?: boolean } = {},
+  options: { retryDelays?: string; lifetime?: string; realDsn?: boolean; delayNoticeAfterMs?: number } = {},
 ): Promise<Setup> {
   const after: After = (fn) => t.after(fn);
   const nats = await startNats(after);
@@ -120,7 +120,9 @@ async function setup(
       delaysMs: config.retryDelaysMs,
       lifetimeMs: config.queueLifetimeMs,
       jitter: 0,
+      ...(options.delayNoticeAfterMs === undefined ? {} : { delayNoticeAfterMs: options.delayNoticeAfterMs }),
     },
+    delays: (envelope, delayed, until) => dsn(envelope, delayed, 'delayed', until),
     suppressions,
     controls,
     bounces: onBounce,
@@ -134,7 +136,7 @@ async function setup(
     port,
     bounces,
     suppressions,
-    async publish(domain, recipients, body = 'Subject: test\r\n\r\nhello\r\n') {
+    async publish(domain, recipients, body = 'Subject: test\r\n\r\nhello\r\n', notify = []) {
       const messageId = newMessageId();
       await publishMessage(js, nc, {
         messageId,
@@ -143,7 +145,7 @@ async function setup(
             messageId,
             sender: 'sender@origin.example',
             destinationDomain: domain,
-            recipients: recipients.map((address) => ({ address })),
+            recipients: recipients.map((address) => ({ address, notify })),
             receivedAt: timestampFromDate(new Date()),
           }),
         ],
@@ -402,4 +404,33 @@ test('a refused recipient gets the sender an RFC 3464 DSN from the null sender, 
   assert.match(text, /Diagnostic-Code: smtp; 550 5\.1\.1 no such user here/);
   assert.match(text, /Remote-MTA: dns; mx\.refusing\.test/);
   assert.match(text, /Subject: will bounce/);
+});
+
+test('NOTIFY=DELAY: one delay DSN while the message keeps being retried, never a second', async (t) => {
+  const q = await setup(
+    t,
+    [
+      { type: 'MX', name: 'slowpoke.test', exchange: 'mx.slowpoke.test', priority: 10 },
+      { type: 'A', name: 'mx.slowpoke.test', address: '127.0.0.13' },
+      { type: 'MX', name: 'origin.example', exchange: 'mx.origin.example', priority: 10 },
+      { type: 'A', name: 'mx.origin.example', address: '127.0.0.14' },
+    ],
+    { delayNoticeAfterMs: 0, retryDelays: '1s' },
+  );
+  let attempts = 0;
+  await sinkOn(t, '127.0.0.13', q.port, () => {
+    attempts++;
+    return { kind: 'tempfail', code: 451, text: '4.4.1 try later' };
+  });
+  const senderMx = await sinkOn(t, '127.0.0.14', q.port);
+  await q.publish('slowpoke.test', ['a@slowpoke.test'], undefined, ['DELAY', 'FAILURE']);
+  const [dsn] = await waitFor(() => (senderMx.messages.length > 0 ? senderMx.messages : undefined), WAIT);
+  const text = dsn?.data.toString('utf8') ?? '';
+  assert.match(text, /Subject: Delayed Mail \(still being retried\)/);
+  assert.match(text, /Action: delayed/);
+  assert.match(text, /Status: 4\.4\.1/);
+  assert.match(text, /Will-Retry-Until: /);
+  // Two more attempts, still no second delay DSN.
+  await waitFor(() => (attempts >= 3 ? true : undefined), WAIT);
+  assert.equal(senderMx.messages.length, 1);
 });

@@ -1,4 +1,5 @@
 import type { ConsumerMessages, JetStreamClient, JsMsg } from '@nats-io/jetstream';
+import { headers as natsHeaders } from '@nats-io/transport-node';
 import type { DomainIndex } from '@petrel/config';
 import {
   BodyType,
@@ -30,7 +31,7 @@ import type { RouteResolver } from './mx.ts';
 import type { DestinationControls } from './operations.ts';
 import { ConnectionPool } from './pool.ts';
 import { route } from './router.ts';
-import { type NextStep, nextStep, type RetryPolicy } from './schedule.ts';
+import { delayNoticeDue, type NextStep, nextStep, type RetryPolicy } from './schedule.ts';
 import { type SuppressionList, suppresses } from './suppressions.ts';
 
 export interface WorkerDeps {
@@ -44,6 +45,8 @@ export interface WorkerDeps {
   controls?: DestinationControls;
   /** Queues the DSN for recipients that failed for good; rejects when it could not. */
   bounces?: (envelope: Envelope, failed: readonly FailedRecipient[]) => Promise<void>;
+  /** Queues the delay DSN (RFC 3461 NOTIFY=DELAY) for recipients still being retried. */
+  delays?: (envelope: Envelope, delayed: readonly FailedRecipient[], willRetryUntil: Date) => Promise<void>;
 }
 
 interface Outcome {
@@ -401,11 +404,35 @@ export class DeliveryWorker {
       return;
     }
     const remaining = envelope.recipients.filter((r) => o.deferred.includes(r.address));
+    let entryHeaders = m.headers;
+    const receivedAt = envelope.receivedAt ? timestampDate(envelope.receivedAt) : now;
+    const alreadyNotified = m.headers?.get(DeferHeader.delayNotified) === '1';
+    const delayed = remaining.filter((r) =>
+      delayNoticeDue(this.#deps.retryPolicy, { receivedAt, now, alreadyNotified, notify: r.notify }),
+    );
+    if (delayed.length > 0 && this.#deps.delays !== undefined) {
+      // RFC 3461 NOTIFY=DELAY: one delay DSN per entry, marked so that it is never sent twice.
+      const until = new Date(receivedAt.getTime() + this.#deps.retryPolicy.lifetimeMs);
+      await this.#deps.delays(
+        envelope,
+        delayed.map((r) => ({
+          address: r.address,
+          reply: o.replies.get(r.address),
+          expired: false,
+          remoteHost: o.remoteHost,
+        })),
+        until,
+      );
+      const h = natsHeaders();
+      for (const [key, values] of m.headers ?? []) for (const v of values) h.append(key, v);
+      h.set(DeferHeader.delayNotified, '1');
+      entryHeaders = h;
+    }
     await deferEntry(js, {
       messageId: envelope.messageId,
       destinationDomain: envelope.destinationDomain,
       payload: encodeEnvelope({ ...envelope, recipients: remaining }),
-      ...(m.headers ? { headers: m.headers } : {}),
+      ...(entryHeaders ? { headers: entryHeaders } : {}),
       attempt,
       at: step.at,
       timeoutMs: EVENT_TIMEOUT_MS,
