@@ -50,8 +50,52 @@ test('compiles the minimal MailDomain form of the architecture brief', async () 
           greylisting: { enabled: false, delaySeconds: 300, expireSeconds: 36 * 3600 },
           tarpit: { enabled: false, delayMs: 2000 },
         },
+        dkimKeys: [],
       },
     ]);
+  });
+});
+
+test('DKIM keys are resolved from their Secrets; a missing or non-PEM key is reported', async () => {
+  const pem = '-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n';
+  const signed = `apiVersion: petrel.dev/v1alpha1
+kind: MailDomain
+metadata: {name: signed}
+spec:
+  domain: signed.example
+  dkim:
+    keys:
+      - {selector: ed2026, algorithm: ed25519-sha256, privateKeySecretRef: {name: signed-dkim, key: ed}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: signed-dkim}
+stringData:
+  ed: ${JSON.stringify(pem)}
+  junk: "not a key"
+`;
+  await withDir({ 'signed.yaml': signed }, async (dir) => {
+    const config = await compileDirectory(dir, 1);
+    assert.deepEqual(config.domains[0]?.dkimKeys, [
+      { selector: 'ed2026', algorithm: 'ed25519-sha256', privateKeyPem: pem },
+    ]);
+  });
+  const broken = signed
+    .replace('key: ed}', 'key: junk}')
+    .replace(
+      'keys:\n',
+      'keys:\n      - {selector: rsa, algorithm: rsa-sha256, privateKeySecretRef: {name: nowhere, key: k}}\n',
+    );
+  await withDir({ 'broken.yaml': broken }, async (dir) => {
+    await assert.rejects(compileDirectory(dir, 1), (error: unknown) => {
+      assert.ok(error instanceof ConfigError);
+      assert.match(error.message, /DKIM key rsa: Secret nowhere not found/);
+      assert.match(
+        error.message,
+        /DKIM key ed2026: Secret signed-dkim key junk is not an unencrypted PEM private key/,
+      );
+      return true;
+    });
   });
 });
 

@@ -103,6 +103,22 @@ export async function compileDirectory(dir: string, generation: number): Promise
       }
     }
   }
+  const dkimKeys = new Map<MailDomain, { selector: string; algorithm: string; privateKeyPem: string }[]>();
+  for (const { value, where } of domains) {
+    const keys: { selector: string; algorithm: string; privateKeyPem: string }[] = [];
+    dkimKeys.set(value, keys);
+    for (const key of value.spec.dkim?.keys ?? []) {
+      const label = `${where}: MailDomain ${value.metadata.name}: DKIM key ${key.selector}`;
+      const ref = key.privateKeySecretRef;
+      const secret = secrets.get(ref.name);
+      const pem = secret === undefined ? undefined : secretValue(secret, ref.key);
+      if (secret === undefined) problems.push(`${label}: Secret ${ref.name} not found`);
+      else if (pem === undefined) problems.push(`${label}: Secret ${ref.name} has no key ${ref.key}`);
+      else if (!/-----BEGIN (RSA )?PRIVATE KEY-----/.test(pem)) {
+        problems.push(`${label}: Secret ${ref.name} key ${ref.key} is not an unencrypted PEM private key`);
+      } else keys.push({ selector: key.selector, algorithm: key.algorithm, privateKeyPem: pem });
+    }
+  }
   if (problems.length > 0) {
     throw new ConfigError(
       ConfigErrorCode.InvalidManifest,
@@ -123,6 +139,7 @@ export async function compileDirectory(dir: string, generation: number): Promise
         allowedSenders: u.allowedSenders,
       })),
       inbound: runtimeInbound(value),
+      dkimKeys: dkimKeys.get(value) ?? [],
     })),
   });
 }

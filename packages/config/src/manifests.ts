@@ -76,8 +76,23 @@ export const InboundSchema = z.strictObject({
   tarpit: TarpitSchema.default(TarpitSchema.parse({})),
 });
 
+/** RFC 6376 DKIM signing keys of outgoing mail (RSA and Ed25519 together, RFC 8463). */
+export const DkimKeySchema = z.strictObject({
+  /** s=: the key is published at <selector>._domainkey.<domain>. */
+  selector: z
+    .string()
+    .regex(
+      /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i,
+      'must be DNS labels',
+    ),
+  algorithm: z.enum(['rsa-sha256', 'ed25519-sha256']),
+  /** The PEM private key (PKCS#8 or PKCS#1), from a Secret. */
+  privateKeySecretRef: SecretKeyRefSchema,
+});
+
 export const MailDomainSpecSchema = z.strictObject({
   domain: domainName,
+  dkim: z.strictObject({ keys: z.array(DkimKeySchema).max(4).default([]) }).optional(),
   inbound: InboundSchema.optional(),
   submission: z.strictObject({ users: z.array(SubmissionUserSchema).default([]) }).optional(),
 });

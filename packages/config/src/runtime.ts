@@ -47,6 +47,16 @@ export const RuntimeDomainSchema = z.strictObject({
   inboundRoutes: z.array(RuntimeRouteSchema),
   users: z.array(RuntimeUserSchema),
   inbound: RuntimeInboundSchema,
+  /** Resolved from Secrets at compile time (the file is mode 0600); signs mail from this domain. */
+  dkimKeys: z
+    .array(
+      z.strictObject({
+        selector: z.string().min(1),
+        algorithm: z.enum(['rsa-sha256', 'ed25519-sha256']),
+        privateKeyPem: z.string().min(1),
+      }),
+    )
+    .default([]),
 });
 
 export const RuntimeConfigSchema = z.strictObject({

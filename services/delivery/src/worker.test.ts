@@ -28,10 +28,12 @@ import {
   startDnsServer,
   startNats,
   startSmtpSink,
+  verifyWithDkimpy,
   waitFor,
 } from '@petrel/test-harness';
 import { dsnSender } from './bounce.ts';
 import { DeliveryConfigSchema } from './config.ts';
+import { generateDkimKey } from './dkim.ts';
 import {
   DESTINATIONS_BUCKET,
   DestinationControls,
@@ -49,7 +51,14 @@ const WAIT = { timeoutMs: 20_000 };
 
 interface Setup {
   port: number;
-  publish(domain: string, recipients: string[], body?: string, notify?: string[]): Promise<string>;
+  publish(
+    domain: string,
+    recipients: string[],
+    body?: string,
+    notify?: string[],
+    senderDomain?: string,
+  ): Promise<string>;
+  dns: { host: string; port: number };
   bounces: { messageId: string; failed: FailedRecipient[] }[];
   events(): Promise<{ kind: EventKind; recipients: string[]; messageId: string; remoteHost: string }[]>;
   suppressions: SuppressionList;
@@ -63,7 +72,13 @@ interface Setup {
 async function setup(
   t: { after: After },
   records: DnsRecord[],
-  options: { retryDelays?: string; lifetime?: string; realDsn?: boolean; delayNoticeAfterMs?: number } = {},
+  options: {
+    retryDelays?: string;
+    lifetime?: string;
+    realDsn?: boolean;
+    delayNoticeAfterMs?: number;
+    domains?: unknown[];
+  } = {},
 ): Promise<Setup> {
   const after: After = (fn) => t.after(fn);
   const nats = await startNats(after);
@@ -77,6 +92,9 @@ async function setup(
   const js = jetstream(nc);
   const suppressions = new SuppressionList(await new Kvm(js).create(SUPPRESSIONS_BUCKET));
   const bounces: Setup['bounces'] = [];
+  const index = new DomainIndex(
+    parseRuntimeConfig({ version: 1, generation: 1, domains: options.domains ?? [] }, 'test'),
+  );
   const controls = new DestinationControls(await new Kvm(js).create(DESTINATIONS_BUCKET));
   await controls.start();
   after(() => controls.stop());
@@ -112,7 +130,7 @@ async function setup(
   const worker = new DeliveryWorker({
     js,
     log: createLogger('delivery-test', { level: 'silent' }),
-    domains: () => new DomainIndex(parseRuntimeConfig({ version: 1, generation: 1, domains: [] }, 'test')),
+    domains: () => index,
     config,
     resolver: new DnsResolver({ servers: [dns.address] }),
     retryPolicy: {
@@ -134,9 +152,16 @@ async function setup(
   });
   return {
     port,
+    dns: { host: dns.host, port: dns.port },
     bounces,
     suppressions,
-    async publish(domain, recipients, body = 'Subject: test\r\n\r\nhello\r\n', notify = []) {
+    async publish(
+      domain,
+      recipients,
+      body = 'Subject: test\r\n\r\nhello\r\n',
+      notify = [],
+      senderDomain = '',
+    ) {
       const messageId = newMessageId();
       await publishMessage(js, nc, {
         messageId,
@@ -147,6 +172,7 @@ async function setup(
             destinationDomain: domain,
             recipients: recipients.map((address) => ({ address, notify })),
             receivedAt: timestampFromDate(new Date()),
+            senderDomain,
           }),
         ],
         body: Buffer.from(body),
@@ -433,4 +459,59 @@ test('NOTIFY=DELAY: one delay DSN while the message keeps being retried, never a
   // Two more attempts, still no second delay DSN.
   await waitFor(() => (attempts >= 3 ? true : undefined), WAIT);
   assert.equal(senderMx.messages.length, 1);
+});
+
+test('mail from a managed sender domain is DKIM-signed with its RSA and Ed25519 keys (verified by dkimpy)', async (t) => {
+  const rsa = await generateDkimKey('rsa-sha256');
+  const ed = await generateDkimKey('ed25519-sha256');
+  const q = await setup(
+    t,
+    [
+      { type: 'MX', name: 'signed.test', exchange: 'mx.signed.test', priority: 10 },
+      { type: 'A', name: 'mx.signed.test', address: '127.0.0.15' },
+      { type: 'TXT', name: 'r2026._domainkey.origin.example', value: rsa.txt },
+      { type: 'TXT', name: 'e2026._domainkey.origin.example', value: ed.txt },
+    ],
+    {
+      domains: [
+        {
+          source: 'default/origin',
+          domain: 'origin.example',
+          inboundRoutes: [],
+          users: [],
+          inbound: {
+            checks: { spf: false, dkim: false, dmarc: false, arc: false, dmarcReject: false },
+            greylisting: { enabled: false, delaySeconds: 300, expireSeconds: 3600 },
+            tarpit: { enabled: false, delayMs: 0 },
+          },
+          dkimKeys: [
+            { selector: 'r2026', algorithm: 'rsa-sha256', privateKeyPem: rsa.privateKeyPem },
+            { selector: 'e2026', algorithm: 'ed25519-sha256', privateKeyPem: ed.privateKeyPem },
+          ],
+        },
+      ],
+    },
+  );
+  const sink = await sinkOn(t, '127.0.0.15', q.port);
+  const body = 'From: sender@origin.example\r\nTo: a@signed.test\r\nSubject: signed\r\n\r\nsigned body\r\n';
+  await q.publish('signed.test', ['a@signed.test'], body, [], 'origin.example');
+  // Mail from elsewhere (no managed sender domain) goes unsigned.
+  await q.publish('signed.test', ['b@signed.test'], body.replace('origin.example', 'elsewhere.example'));
+  const [signed] = await waitFor(
+    () => (sink.messagesTo('a@signed.test').length > 0 ? sink.messagesTo('a@signed.test') : undefined),
+    WAIT,
+  );
+  const [unsigned] = await waitFor(
+    () => (sink.messagesTo('b@signed.test').length > 0 ? sink.messagesTo('b@signed.test') : undefined),
+    WAIT,
+  );
+  assert.doesNotMatch(unsigned?.data.toString() ?? '', /DKIM-Signature/i);
+  const verified = await verifyWithDkimpy(signed?.data ?? Buffer.alloc(0), q.dns);
+  assert.deepEqual(
+    verified.results.map((r) => [r.algorithm, r.selector, r.ok]),
+    [
+      ['rsa-sha256', 'r2026', true],
+      ['ed25519-sha256', 'e2026', true],
+    ],
+  );
 });

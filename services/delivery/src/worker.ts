@@ -27,6 +27,7 @@ import {
 import { type DsnNotify, type Reply, SmtpClient, SmtpClientError } from '@petrel/smtp';
 import { contextFrom, type Logger, tracer } from '@petrel/telemetry';
 import type { DeliveryConfig } from './config.ts';
+import { type DkimAlgorithm, signMessage } from './dkim.ts';
 import type { RouteResolver } from './mx.ts';
 import type { DestinationControls } from './operations.ts';
 import { ConnectionPool } from './pool.ts';
@@ -239,6 +240,7 @@ export class DeliveryWorker {
       outcome.error = error instanceof Error ? error.message : String(error);
       return outcome;
     }
+    body = this.#sign(envelope, body);
     const byAddress = new Map(envelope.recipients.map((r) => [r.address, r]));
     const failures: string[] = [];
     // RFC 5321 §5.1: try each MX host (each address) in order until one takes the transaction.
@@ -439,6 +441,30 @@ export class DeliveryWorker {
     });
     log.info({ ...logFields, recipients: remaining.length, retryAt: step.at.toISOString() }, 'deferred');
     await m.ackAck();
+  }
+
+  /**
+   * DKIM-signs mail from a managed sender domain with its keys (RSA and Ed25519 together), as the
+   * last change before sending. A key that fails is logged and the message goes unsigned rather
+   * than not at all.
+   */
+  #sign(envelope: Envelope, body: Buffer): Buffer {
+    const domain = envelope.senderDomain;
+    if (!domain) return body;
+    const keys = this.#deps.domains().managed(domain)?.dkimKeys ?? [];
+    if (keys.length === 0) return body;
+    try {
+      return signMessage(
+        body,
+        keys.map((k) => ({ ...k, algorithm: k.algorithm as DkimAlgorithm, domain })),
+      );
+    } catch (error) {
+      this.#deps.log.warn(
+        { err: error, domain, messageId: envelope.messageId },
+        'DKIM signing failed; sending unsigned',
+      );
+      return body;
+    }
   }
 
   /** Hard bounces that say the address is gone put it on the suppression list. */
