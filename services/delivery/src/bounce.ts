@@ -5,10 +5,11 @@
  */
 import type { JetStreamClient } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { DsnReturn, type Envelope, timestampDate, timestampFromDate } from '@petrel/proto';
+import { composeDsn, originalFromEnvelope, shouldSendDsn } from '@petrel/dsn';
+import { type Envelope, timestampFromDate } from '@petrel/proto';
 import { loadBody, newEnvelope, newMessageId, publishMessage } from '@petrel/queue';
 import type { Logger } from '@petrel/telemetry';
-import { buildDsn, shouldSendDsn } from './dsn.ts';
+
 import type { FailedRecipient } from './worker.ts';
 
 export interface BounceDeps {
@@ -32,39 +33,31 @@ export function dsnSender(
     const notifyOf = new Map(envelope.recipients.map((r) => [r.address, r.notify]));
     // Delays were decided by the worker's policy (which may send them without NOTIFY).
     const reported = failed.filter((f) =>
-      shouldSendDsn(envelope.sender, notifyOf.get(f.address) ?? [], action, body, action === 'delayed'),
+      shouldSendDsn(envelope.sender, body, {
+        action,
+        notify: notifyOf.get(f.address) ?? [],
+        delaysWithoutNotify: action === 'delayed',
+      }),
     );
     if (reported.length === 0) return;
     const orcptOf = new Map(envelope.recipients.map((r) => [r.address, r.orcpt]));
     const now = new Date();
-    const dsn = buildDsn({
+    const { message: dsn } = composeDsn({
+      ...originalFromEnvelope(envelope),
       reportingMta: deps.hostname,
-      sender: envelope.sender,
-      envid: envelope.dsnEnvid || undefined,
-      ret:
-        envelope.dsnReturn === DsnReturn.FULL
-          ? 'FULL'
-          : envelope.dsnReturn === DsnReturn.HEADERS
-            ? 'HDRS'
-            : undefined,
-      arrivalDate: envelope.receivedAt ? timestampDate(envelope.receivedAt) : undefined,
-      receivedFrom: envelope.client?.helo
-        ? `dns; ${envelope.client.helo} ([${envelope.client.remoteAddress}])`
-        : undefined,
-      smtputf8: envelope.smtputf8,
       original: body,
-      now,
+      generate: { now: () => now },
       recipients: reported.map((f) => ({
         address: f.address,
         orcpt: orcptOf.get(f.address) || undefined,
         action,
         status: f.reply?.enhanced ?? (action === 'delayed' ? '4.0.0' : f.expired ? '5.4.7' : '5.0.0'),
-        willRetryUntil: action === 'delayed' ? willRetryUntil : undefined,
         remoteMta: f.remoteHost ? f.remoteHost.replace(/:\d+$/, '') : undefined,
-        diagnostic: f.reply
+        diagnosticCode: f.reply
           ? `${f.reply.code}${f.reply.enhanced ? ` ${f.reply.enhanced}` : ''} ${f.reply.lines.join(' ')}`
           : undefined,
-        lastAttempt: now,
+        lastAttemptDate: now,
+        willRetryUntil: action === 'delayed' ? willRetryUntil : undefined,
       })),
     });
     const messageId = newMessageId();
