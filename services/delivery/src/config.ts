@@ -53,6 +53,10 @@ export const DeliveryConfigSchema = z.strictObject({
   messagesPerConnection: z.coerce.number().int().min(1).default(100),
   /** An idle pooled connection is closed after this long. */
   connectionIdleMs: z.coerce.number().int().min(0).default(5_000),
+  /** HTTPS port of MTA-STS policy hosts (443; tests use a loopback server). */
+  mtaStsPort: z.coerce.number().int().min(1).max(65535).default(443),
+  /** PEM file of extra CA certificates to trust for next hops and MTA-STS hosts (tests, private CAs). */
+  tlsCaFile: z.string().default(''),
   /** Hard-bounced addresses (5.1.1 and kin) are suppressed this long; 0 disables the list. */
   suppressionMs: z.coerce
     .number()
@@ -78,6 +82,8 @@ const ENV: Record<keyof DeliveryConfig, string> = {
   retryDelaysMs: 'PETREL_RETRY_DELAYS_MS',
   queueLifetimeMs: 'PETREL_QUEUE_LIFETIME',
   suppressionMs: 'PETREL_SUPPRESSION_MS',
+  mtaStsPort: 'PETREL_MTA_STS_PORT',
+  tlsCaFile: 'PETREL_TLS_CA_FILE',
   maxConnectionsPerHost: 'PETREL_MAX_CONNECTIONS_PER_HOST',
   messagesPerConnection: 'PETREL_MESSAGES_PER_CONNECTION',
   connectionIdleMs: 'PETREL_CONNECTION_IDLE_MS',

@@ -1,4 +1,6 @@
 // Composition root of the delivery worker: settings, NATS, runtime config, worker.
+
+import { readFile } from 'node:fs/promises';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { connect } from '@nats-io/transport-node';
@@ -8,6 +10,7 @@ import { ensureDeliveryConsumer, ensureStreams } from '@petrel/queue';
 import { createLogger } from '@petrel/telemetry';
 import { dsnSender } from './bounce.ts';
 import { deliveryConfigFromEnv } from './config.ts';
+import { lookupVia, MtaSts } from './mta-sts.ts';
 import { DESTINATIONS_BUCKET, DestinationControls, serveQueueOperations } from './operations.ts';
 import { DEFAULT_RETRY_POLICY } from './schedule.ts';
 import { MAX_SUPPRESSION_MS, SUPPRESSIONS_BUCKET, SuppressionList } from './suppressions.ts';
@@ -48,6 +51,13 @@ async function main(): Promise<void> {
   );
   await controls.start();
   const bounces = dsnSender({ js, nc, hostname: config.hostname, log });
+  const tlsCa = config.tlsCaFile === '' ? undefined : await readFile(config.tlsCaFile);
+  const mtaSts = new MtaSts({
+    txt: (name) => resolver.txt(name),
+    lookup: lookupVia((name) => resolver.a(name)),
+    port: config.mtaStsPort,
+    ca: tlsCa,
+  });
   const worker = new DeliveryWorker({
     js,
     log,
@@ -61,6 +71,8 @@ async function main(): Promise<void> {
     },
     suppressions,
     controls,
+    mtaSts,
+    ...(tlsCa === undefined ? {} : { tlsCa }),
     bounces,
     delays: (envelope, delayed, until) => bounces(envelope, delayed, 'delayed', until),
   });
@@ -78,6 +90,7 @@ async function main(): Promise<void> {
     await running.catch(() => undefined);
     domains.close();
     controls.stop();
+    await mtaSts.close();
     await operations.drain().catch(() => undefined);
     await nc.drain().catch(() => nc.close());
     log.info('delivery stopped');

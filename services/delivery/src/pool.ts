@@ -38,7 +38,7 @@ export class ConnectionPool {
   }
 
   #host(target: Target): Host {
-    const key = `${target.lmtp ? 'lmtp' : 'smtp'}://${target.host}:${target.port}`;
+    const key = `${target.lmtp ? 'lmtp' : 'smtp'}${target.tls === 'required' ? '+tls' : ''}://${target.host}:${target.port}`;
     let host = this.#hosts.get(key);
     if (host === undefined) {
       host = { open: 0, idle: [], waiting: [] };

@@ -9,10 +9,13 @@ export interface Target {
   /** The MX (or relay) host name: TLS server name and the Remote-MTA of DSNs. */
   readonly name: string;
   readonly lmtp: boolean;
+  /** 'required': TLS with a certificate valid for `name` (MTA-STS enforce); default opportunistic. */
+  readonly tls?: 'required';
 }
 
 export type Routing =
-  | { readonly kind: 'targets'; readonly targets: readonly Target[] }
+  /** `viaMx`: the targets are the domain's MX hosts (MTA-STS applies to those only). */
+  | { readonly kind: 'targets'; readonly targets: readonly Target[]; readonly viaMx?: boolean }
   /** No delivery possible now (temporary) or ever (permanent: bounce with this status). */
   | {
       readonly kind: 'fail';
@@ -60,6 +63,7 @@ export async function route(envelope: Envelope, deps: RouterDeps): Promise<Routi
     case 'hosts':
       return {
         kind: 'targets',
+        viaMx: true,
         targets: result.hosts.flatMap((h) =>
           h.addresses.map((address) => ({ host: address, port: deps.mxPort, name: h.name, lmtp: false })),
         ),

@@ -4,6 +4,13 @@
  * addresses sharing one port (the MX port, as `petrel dev --mx-port` sets it).
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpsServer } from 'node:https';
+import { type AddressInfo, createServer as createNetServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
@@ -21,6 +28,7 @@ import {
   publishMessage,
   STREAM_EVENTS,
 } from '@petrel/queue';
+import { ServerSession } from '@petrel/smtp';
 import { createLogger } from '@petrel/telemetry';
 import {
   type DnsRecord,
@@ -34,6 +42,7 @@ import {
 import { dsnSender } from './bounce.ts';
 import { DeliveryConfigSchema } from './config.ts';
 import { generateDkimKey } from './dkim.ts';
+import { lookupVia, MtaSts } from './mta-sts.ts';
 import {
   DESTINATIONS_BUCKET,
   DestinationControls,
@@ -78,6 +87,9 @@ async function setup(
     realDsn?: boolean;
     delayNoticeAfterMs?: number;
     domains?: unknown[];
+    mtaSts?: MtaSts;
+    tlsCa?: Buffer;
+    mxPort?: number;
   } = {},
 ): Promise<Setup> {
   const after: After = (fn) => t.after(fn);
@@ -88,7 +100,7 @@ async function setup(
   await ensureStreams(jsm, { replicas: 1 });
   await ensureDeliveryConsumer(jsm, { ackWaitMs: 10_000 });
   const dns = await startDnsServer({ records, after });
-  const port = await freePort();
+  const port = options.mxPort ?? (await freePort());
   const js = jetstream(nc);
   const suppressions = new SuppressionList(await new Kvm(js).create(SUPPRESSIONS_BUCKET));
   const bounces: Setup['bounces'] = [];
@@ -143,6 +155,8 @@ async function setup(
     delays: (envelope, delayed, until) => dsn(envelope, delayed, 'delayed', until),
     suppressions,
     controls,
+    ...(options.mtaSts ? { mtaSts: options.mtaSts } : {}),
+    ...(options.tlsCa ? { tlsCa: options.tlsCa } : {}),
     bounces: onBounce,
   });
   const running = worker.run();
@@ -515,3 +529,135 @@ test('mail from a managed sender domain is DKIM-signed with its RSA and Ed25519 
     ],
   );
 });
+
+test('MTA-STS enforce: an MX whose certificate does not validate is not used (deferred); once fixed, delivered', async (t) => {
+  const ca = certificate(['mx.sts.test', 'mta-sts.sts.test', 'wrong.sts.test']);
+  const wrong = certificate(['wrong.sts.test'], ca);
+  const right = certificate(['mx.sts.test'], ca);
+  let serving = wrong;
+  // The MX: our own SMTP server with STARTTLS, certificate chosen per connection.
+  const port = await freePort();
+  const delivered: string[] = [];
+  const mx = createNetServer((socket) => {
+    const session = new ServerSession(
+      socket,
+      'mx',
+      {
+        rcptTo: () => undefined,
+        message: async (_s, tx) => {
+          delivered.push(...tx.recipients.map((r) => r.mailbox.address));
+          return { code: 250, enhanced: '2.0.0', lines: ['OK'] } as never;
+        },
+      },
+      {
+        hostname: 'mx.sts.test',
+        maxMessageSize: 1_000_000,
+        tls: () => ({ cert: serving.cert, key: serving.key }),
+      },
+    );
+    void session.run().catch(() => undefined);
+  });
+  mx.listen(port, '127.0.0.16');
+  await once(mx, 'listening');
+  t.after(() => new Promise<void>((resolve) => mx.close(() => resolve())));
+  // The policy host.
+  const https = createHttpsServer({ cert: ca.cert, key: ca.key }, (_req, res) => {
+    res
+      .writeHead(200, { 'content-type': 'text/plain' })
+      .end('version: STSv1\r\nmode: enforce\r\nmx: mx.sts.test\r\nmax_age: 86400\r\n');
+  });
+  https.listen(0, '127.0.0.17');
+  await once(https, 'listening');
+  t.after(() => new Promise<void>((resolve) => https.close(() => resolve())));
+  const records: DnsRecord[] = [
+    { type: 'MX', name: 'sts.test', exchange: 'mx.sts.test', priority: 10 },
+    { type: 'A', name: 'mx.sts.test', address: '127.0.0.16' },
+    { type: 'TXT', name: '_mta-sts.sts.test', value: 'v=STSv1; id=2026' },
+    { type: 'A', name: 'mta-sts.sts.test', address: '127.0.0.17' },
+  ];
+  const dns = await startDnsServer({ records, after: (fn) => t.after(fn) });
+  const resolver = new DnsResolver({ servers: [dns.address] });
+  const mtaSts = new MtaSts({
+    txt: (n) => resolver.txt(n),
+    lookup: lookupVia((n) => resolver.a(n)),
+    ca: ca.cert,
+    port: (https.address() as AddressInfo).port,
+  });
+  t.after(() => mtaSts.close());
+  const q = await setup(t, records, { mtaSts, tlsCa: ca.cert, mxPort: port });
+  const id = await q.publish('sts.test', ['a@sts.test']);
+  const deferred = await waitFor(
+    async () => (await q.events()).find((e) => e.kind === EventKind.DEFERRED && e.messageId === id),
+    WAIT,
+  );
+  assert.ok(deferred);
+  assert.deepEqual(delivered, [], 'nothing sent over a connection whose certificate failed');
+  serving = right;
+  await waitFor(() => (delivered.length > 0 ? true : undefined), WAIT);
+  assert.deepEqual(delivered, ['a@sts.test']);
+});
+
+/** A certificate for the names, signed by `issuer` (or self-signed: a CA for the test). */
+function certificate(names: string[], issuer?: { cert: Buffer; key: Buffer }): { cert: Buffer; key: Buffer } {
+  const dir = mkdtempSync(join(tmpdir(), 'petrel-cert-'));
+  try {
+    const san = `subjectAltName=${names.map((n) => `DNS:${n}`).join(',')}`;
+    const keyFile = join(dir, 'key.pem');
+    const certFile = join(dir, 'cert.pem');
+    const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', keyFile];
+    if (issuer === undefined) {
+      execFileSync(
+        'openssl',
+        [
+          'req',
+          '-x509',
+          ...ec,
+          '-days',
+          '2',
+          '-subj',
+          `/CN=${names[0]}`,
+          '-addext',
+          san,
+          '-addext',
+          'basicConstraints=critical,CA:TRUE',
+          '-out',
+          certFile,
+        ],
+        { stdio: 'ignore' },
+      );
+    } else {
+      writeFileSync(join(dir, 'ca.pem'), issuer.cert);
+      writeFileSync(join(dir, 'ca.key'), issuer.key);
+      writeFileSync(join(dir, 'ext.cnf'), `${san}\n`);
+      execFileSync(
+        'openssl',
+        ['req', '-new', ...ec, '-subj', `/CN=${names[0]}`, '-out', join(dir, 'req.csr')],
+        { stdio: 'ignore' },
+      );
+      execFileSync(
+        'openssl',
+        [
+          'x509',
+          '-req',
+          '-in',
+          join(dir, 'req.csr'),
+          '-CA',
+          join(dir, 'ca.pem'),
+          '-CAkey',
+          join(dir, 'ca.key'),
+          '-CAcreateserial',
+          '-days',
+          '2',
+          '-extfile',
+          join(dir, 'ext.cnf'),
+          '-out',
+          certFile,
+        ],
+        { stdio: 'ignore' },
+      );
+    }
+    return { cert: readFileSync(certFile), key: readFileSync(keyFile) };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

@@ -28,6 +28,7 @@ import { type DsnNotify, type Reply, SmtpClient, SmtpClientError } from '@petrel
 import { contextFrom, type Logger, tracer } from '@petrel/telemetry';
 import type { DeliveryConfig } from './config.ts';
 import { type DkimAlgorithm, signMessage } from './dkim.ts';
+import { type MtaSts, mxMatches } from './mta-sts.ts';
 import type { RouteResolver } from './mx.ts';
 import type { DestinationControls } from './operations.ts';
 import { ConnectionPool } from './pool.ts';
@@ -44,6 +45,10 @@ export interface WorkerDeps {
   retryPolicy: RetryPolicy;
   suppressions?: SuppressionList;
   controls?: DestinationControls;
+  /** MTA-STS policies (RFC 8461) of MX destinations. */
+  mtaSts?: MtaSts;
+  /** Extra CA certificates trusted for TLS to next hops (tests; the system's store otherwise). */
+  tlsCa?: string | Buffer;
   /** Queues the DSN for recipients that failed for good; rejects when it could not. */
   bounces?: (envelope: Envelope, failed: readonly FailedRecipient[]) => Promise<void>;
   /** Queues the delay DSN (RFC 3461 NOTIFY=DELAY) for recipients still being retried. */
@@ -103,6 +108,8 @@ export class DeliveryWorker {
           localName: config.hostname,
           protocol: target.lmtp ? 'lmtp' : 'smtp',
           timeouts: { connect: config.connectTimeoutMs },
+          ...(target.tls === 'required' ? { tls: 'required' as const, rejectUnauthorized: true } : {}),
+          ...(deps.tlsCa === undefined ? {} : { ca: deps.tlsCa }),
         }),
     });
   }
@@ -232,6 +239,26 @@ export class DeliveryWorker {
       outcome.error = routing.reason;
       return outcome;
     }
+    let targets = routing.targets;
+    if (routing.viaMx === true && this.#deps.mtaSts !== undefined) {
+      const policy = await this.#deps.mtaSts.policy(envelope.destinationDomain).catch(() => undefined);
+      if (policy?.mode === 'enforce') {
+        // RFC 8461 §5: only MX hosts the policy names, only over validated TLS; else defer.
+        targets = targets
+          .filter((t) => mxMatches(policy.mx, t.name))
+          .map((t) => ({ ...t, tls: 'required' as const }));
+        if (targets.length === 0) {
+          const reply = localReply(
+            451,
+            '4.7.5',
+            `MTA-STS policy ${policy.id}: no MX host of ${envelope.destinationDomain} matches it`,
+          );
+          all(outcome.deferred, reply, pending);
+          outcome.error = reply.lines[0] as string;
+          return outcome;
+        }
+      }
+    }
     let body: Buffer;
     try {
       body = await loadBody(this.#deps.js, envelope);
@@ -244,7 +271,7 @@ export class DeliveryWorker {
     const byAddress = new Map(envelope.recipients.map((r) => [r.address, r]));
     const failures: string[] = [];
     // RFC 5321 §5.1: try each MX host (each address) in order until one takes the transaction.
-    for (const target of routing.targets) {
+    for (const target of targets) {
       let client: SmtpClient;
       try {
         client = await this.#pool.acquire(target);
