@@ -7,7 +7,16 @@ export type LineResult =
   | { readonly kind: 'line'; readonly line: Buffer }
   /** A line longer than the limit; it was read to its end and discarded, never interpreted. */
   | { readonly kind: 'overflow' }
-  | { readonly kind: 'eof' };
+  | { readonly kind: 'eof' }
+  /** The signal given to nextLine aborted first (the caller's deadline). */
+  | { readonly kind: 'aborted' };
+
+export interface LineOptions {
+  /** Stops waiting when it aborts (a deadline that a slow drip of octets does not extend). */
+  readonly signal?: AbortSignal;
+  /** Report an over-long line as soon as it is too long, not at its end (a client facing a hostile server). */
+  readonly failFast?: boolean;
+}
 
 export interface InputOptions {
   /** Stop reading from the socket while this many octets are buffered (backpressure). */
@@ -93,15 +102,28 @@ export class InputReader {
     wake?.();
   }
 
-  async #more(): Promise<boolean> {
+  async #more(signal?: AbortSignal): Promise<boolean> {
     if (this.#ended) return false;
     this.#resumeIfDrained();
     this.beforeWait?.();
     // The hook may have ended the input (e.g. a write error).
     if (this.#ended) return false;
-    await new Promise<void>((resolve) => {
-      this.#wake = resolve;
-    });
+    if (signal === undefined) {
+      await new Promise<void>((resolve) => {
+        this.#wake = resolve;
+      });
+      return true;
+    }
+    if (signal.aborted) return true;
+    const wake = (): void => this.#notify();
+    signal.addEventListener('abort', wake, { once: true });
+    try {
+      await new Promise<void>((resolve) => {
+        this.#wake = resolve;
+      });
+    } finally {
+      signal.removeEventListener('abort', wake);
+    }
     return true;
   }
 
@@ -123,7 +145,7 @@ export class InputReader {
   }
 
   /** Next line without its LF (and CR). Lines longer than maxLength (with CRLF) are discarded whole. */
-  async nextLine(maxLength: number): Promise<LineResult> {
+  async nextLine(maxLength: number, options: LineOptions = {}): Promise<LineResult> {
     for (;;) {
       if (this.#length > 0) {
         const joined = this.#chunks.length === 1 ? (this.#chunks[0] as Buffer) : Buffer.concat(this.#chunks);
@@ -142,9 +164,11 @@ export class InputReader {
           // Keep no part of an over-long line: skip to its end.
           this.#skipping = true;
           this.discard();
+          if (options.failFast === true) return { kind: 'overflow' };
         }
       }
-      if (!(await this.#more())) return { kind: 'eof' };
+      if (options.signal?.aborted === true) return { kind: 'aborted' };
+      if (!(await this.#more(options.signal))) return { kind: 'eof' };
     }
   }
 

@@ -541,7 +541,8 @@ export class ServerSession {
       this.#arm(this.#options.idleTimeoutMs);
       const next = await this.#reader.nextLine(MAX_AUTH_LINE);
       this.#idle = false;
-      if (next.kind === 'eof') return;
+      // No signal is given: 'aborted' cannot happen; the session's own timer ends idle peers.
+      if (next.kind === 'eof' || next.kind === 'aborted') return;
       if (++this.#commandCount > this.#options.maxCommands) {
         this.#observe(SessionEvent.TooManyCommands);
         this.#send(R.tooManyCommands);
@@ -793,7 +794,7 @@ export class ServerSession {
   async #authLine(): Promise<Buffer | 'close' | 'cancel' | 'malformed' | 'too-long'> {
     this.#arm(this.#options.idleTimeoutMs);
     const next = await this.#reader.nextLine(MAX_AUTH_LINE);
-    if (next.kind === 'eof') return 'close';
+    if (next.kind === 'eof' || next.kind === 'aborted') return 'close';
     if (next.kind === 'overflow') return 'too-long';
     const text = next.line.toString('latin1');
     if (text === '*') return 'cancel';
