@@ -4,14 +4,11 @@
  * replies with deadlines, and can switch to TLS. Shared by the engine's test files.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { type TLSSocket, connect as tlsConnect } from 'node:tls';
+import { issueCertificate, type TestCertificate } from '@petrel/test-harness';
 import { reply } from '../src/reply.ts';
 import {
   ServerSession,
@@ -290,44 +287,12 @@ export function stuffed(message: string): string {
   return `${message.replace(/^\./gm, '..')}.\r\n`;
 }
 
-export interface TestCertificate {
-  readonly cert: Buffer;
-  readonly key: Buffer;
-}
+export type { TestCertificate } from '@petrel/test-harness';
 
 let cached: TestCertificate | undefined;
 
-/** A self-signed certificate for "localhost" made with the openssl CLI (once per process). */
+/** A self-signed certificate for "localhost" (once per process). */
 export function testCertificate(): TestCertificate {
-  if (cached !== undefined) return cached;
-  const dir = mkdtempSync(join(tmpdir(), 'petrel-smtp-cert-'));
-  try {
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
-        '-days',
-        '2',
-        '-subj',
-        '/CN=localhost',
-        '-addext',
-        'subjectAltName=DNS:localhost',
-        '-keyout',
-        join(dir, 'key.pem'),
-        '-out',
-        join(dir, 'cert.pem'),
-      ],
-      { stdio: 'ignore' },
-    );
-    cached = { cert: readFileSync(join(dir, 'cert.pem')), key: readFileSync(join(dir, 'key.pem')) };
-    return cached;
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  cached ??= issueCertificate(['localhost']);
+  return cached;
 }

@@ -1,46 +1,10 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { test } from 'node:test';
 import { DnsResolver } from '@petrel/dns';
-import { startDnsServer } from '@petrel/test-harness';
+import { issueCertificate, startDnsServer } from '@petrel/test-harness';
 import { lookupVia, MtaSts, mxMatches, parsePolicy, parseStsRecord } from './mta-sts.ts';
-
-function certificateFor(name: string): { cert: Buffer; key: Buffer } {
-  const dir = mkdtempSync(join(tmpdir(), 'petrel-sts-'));
-  try {
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
-        '-days',
-        '2',
-        '-subj',
-        `/CN=${name}`,
-        '-addext',
-        `subjectAltName=DNS:${name}`,
-        '-keyout',
-        join(dir, 'key.pem'),
-        '-out',
-        join(dir, 'cert.pem'),
-      ],
-      { stdio: 'ignore' },
-    );
-    return { cert: readFileSync(join(dir, 'cert.pem')), key: readFileSync(join(dir, 'key.pem')) };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
 
 test('STS records and policies parse after RFC 8461 §3; MX patterns match one label', () => {
   assert.equal(parseStsRecord([['v=STSv1; id=20261122T1'], ['v=spf1 -all']]), '20261122T1');
@@ -69,7 +33,7 @@ test('STS records and policies parse after RFC 8461 §3; MX patterns match one l
 
 test('the policy is fetched over validated HTTPS, cached by id, refreshed when the id changes', async (t) => {
   const host = 'mta-sts.sts.test';
-  const { cert, key } = certificateFor(host);
+  const { cert, key } = issueCertificate([host]);
   let policyText = 'version: STSv1\r\nmode: enforce\r\nmx: mx.sts.test\r\nmax_age: 3600\r\n';
   let fetches = 0;
   const server = createServer({ cert, key }, (req, res) => {

@@ -4,13 +4,9 @@
  * addresses sharing one port (the MX port, as `petrel dev --mx-port` sets it).
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpsServer } from 'node:https';
 import { type AddressInfo, createServer as createNetServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { test } from 'node:test';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
@@ -32,6 +28,7 @@ import { ServerSession } from '@petrel/smtp';
 import { createLogger } from '@petrel/telemetry';
 import {
   type DnsRecord,
+  issueCertificate,
   type SinkBehaviour,
   startDnsServer,
   startNats,
@@ -531,9 +528,9 @@ test('mail from a managed sender domain is DKIM-signed with its RSA and Ed25519 
 });
 
 test('MTA-STS enforce: an MX whose certificate does not validate is not used (deferred); once fixed, delivered', async (t) => {
-  const ca = certificate(['mx.sts.test', 'mta-sts.sts.test', 'wrong.sts.test']);
-  const wrong = certificate(['wrong.sts.test'], ca);
-  const right = certificate(['mx.sts.test'], ca);
+  const ca = issueCertificate(['mx.sts.test', 'mta-sts.sts.test', 'wrong.sts.test']);
+  const wrong = issueCertificate(['wrong.sts.test'], ca);
+  const right = issueCertificate(['mx.sts.test'], ca);
   let serving = wrong;
   // The MX: our own SMTP server with STARTTLS, certificate chosen per connection.
   const port = await freePort();
@@ -596,68 +593,3 @@ test('MTA-STS enforce: an MX whose certificate does not validate is not used (de
   await waitFor(() => (delivered.length > 0 ? true : undefined), WAIT);
   assert.deepEqual(delivered, ['a@sts.test']);
 });
-
-/** A certificate for the names, signed by `issuer` (or self-signed: a CA for the test). */
-function certificate(names: string[], issuer?: { cert: Buffer; key: Buffer }): { cert: Buffer; key: Buffer } {
-  const dir = mkdtempSync(join(tmpdir(), 'petrel-cert-'));
-  try {
-    const san = `subjectAltName=${names.map((n) => `DNS:${n}`).join(',')}`;
-    const keyFile = join(dir, 'key.pem');
-    const certFile = join(dir, 'cert.pem');
-    const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', keyFile];
-    if (issuer === undefined) {
-      execFileSync(
-        'openssl',
-        [
-          'req',
-          '-x509',
-          ...ec,
-          '-days',
-          '2',
-          '-subj',
-          `/CN=${names[0]}`,
-          '-addext',
-          san,
-          '-addext',
-          'basicConstraints=critical,CA:TRUE',
-          '-out',
-          certFile,
-        ],
-        { stdio: 'ignore' },
-      );
-    } else {
-      writeFileSync(join(dir, 'ca.pem'), issuer.cert);
-      writeFileSync(join(dir, 'ca.key'), issuer.key);
-      writeFileSync(join(dir, 'ext.cnf'), `${san}\n`);
-      execFileSync(
-        'openssl',
-        ['req', '-new', ...ec, '-subj', `/CN=${names[0]}`, '-out', join(dir, 'req.csr')],
-        { stdio: 'ignore' },
-      );
-      execFileSync(
-        'openssl',
-        [
-          'x509',
-          '-req',
-          '-in',
-          join(dir, 'req.csr'),
-          '-CA',
-          join(dir, 'ca.pem'),
-          '-CAkey',
-          join(dir, 'ca.key'),
-          '-CAcreateserial',
-          '-days',
-          '2',
-          '-extfile',
-          join(dir, 'ext.cnf'),
-          '-out',
-          certFile,
-        ],
-        { stdio: 'ignore' },
-      );
-    }
-    return { cert: readFileSync(certFile), key: readFileSync(keyFile) };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}

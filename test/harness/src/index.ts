@@ -1,3 +1,4 @@
+export { issueCertificate, type TestCertificate } from './certificates.ts';
 export { removeDirLater, tempDir, trackProcessGroup, untrackProcessGroup } from './cleanup.ts';
 export {
   ClientError,
