@@ -1,14 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import {
-  AckPolicy,
-  type JetStreamClient,
-  type JetStreamManager,
-  jetstream,
-  jetstreamManager,
-} from '@nats-io/jetstream';
-import { connect, headers, type NatsConnection } from '@nats-io/transport-node';
-import { startNats } from '@petrel/test-harness';
+import { AckPolicy, type JetStreamManager } from '@nats-io/jetstream';
+import { headers } from '@nats-io/transport-node';
+import { startQueue, type TestQueue } from '../test/queue.ts';
 import { decodeEnvelope, encodeEnvelope, newEnvelope } from './codec.ts';
 import {
   DeferHeader,
@@ -20,23 +14,8 @@ import {
   retryDeferredNow,
 } from './deferred.ts';
 import { newMessageId } from './message-id.ts';
-import { ensureStreams, STREAM_OUTBOUND } from './streams.ts';
+import { STREAM_OUTBOUND } from './streams.ts';
 import { outboundSubject, QueueHeader } from './subjects.ts';
-
-interface Queue {
-  nc: NatsConnection;
-  js: JetStreamClient;
-  jsm: JetStreamManager;
-}
-
-async function setup(t: { after(fn: () => Promise<void> | void): void }): Promise<Queue> {
-  const server = await startNats((fn) => t.after(fn));
-  const nc = await connect({ servers: server.url });
-  t.after(() => nc.close());
-  const jsm = await jetstreamManager(nc);
-  await ensureStreams(jsm, { replicas: 1 });
-  return { nc, js: jetstream(nc), jsm };
-}
 
 function entry(domain: string) {
   const messageId = newMessageId();
@@ -50,7 +29,7 @@ function entry(domain: string) {
 }
 
 /** A consumer of one ready shard subject, as a worker would have. */
-async function readyConsumer(q: Queue, domain: string, name: string) {
+async function readyConsumer(q: TestQueue, domain: string, name: string) {
   await q.jsm.consumers.add(STREAM_OUTBOUND, {
     durable_name: name,
     ack_policy: AckPolicy.Explicit,
@@ -60,7 +39,7 @@ async function readyConsumer(q: Queue, domain: string, name: string) {
 }
 
 test('a deferred entry waits on disk as a schedule and arrives on its ready subject at its time', async (t) => {
-  const q = await setup(t);
+  const q = await startQueue(t);
   const consumer = await readyConsumer(q, 'later.example', 'ready');
   const { messageId, payload } = entry('later.example');
   const h = headers();
@@ -108,7 +87,7 @@ async function waitForEmpty(jsm: JetStreamManager): Promise<void> {
 }
 
 test('deferring the same entry again replaces its schedule; each attempt is its own publish', async (t) => {
-  const q = await setup(t);
+  const q = await startQueue(t);
   const { messageId, payload } = entry('twice.example');
   const far = new Date(Date.now() + 3_600_000);
   const input = { messageId, destinationDomain: 'twice.example', payload, timeoutMs: 5_000 };
@@ -127,7 +106,7 @@ test('deferring the same entry again replaces its schedule; each attempt is its 
 });
 
 test('retry now reschedules every deferred entry of one domain and no other', async (t) => {
-  const q = await setup(t);
+  const q = await startQueue(t);
   const consumer = await readyConsumer(q, 'slow.example', 'ready-slow');
   const far = new Date(Date.now() + 3_600_000);
   const ids: string[] = [];
@@ -168,7 +147,7 @@ test('retry now reschedules every deferred entry of one domain and no other', as
 });
 
 test('purge removes one domain’s deferred entries only', async (t) => {
-  const q = await setup(t);
+  const q = await startQueue(t);
   const far = new Date(Date.now() + 3_600_000);
   for (const domain of ['gone.example', 'gone.example', 'kept.example']) {
     const e = entry(domain);

@@ -1,30 +1,15 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
-import { type JetStreamClient, type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import type { JetStreamManager } from '@nats-io/jetstream';
 import { Objm } from '@nats-io/obj';
-import { connect, headers, type NatsConnection } from '@nats-io/transport-node';
+import { headers } from '@nats-io/transport-node';
 import type { Envelope } from '@petrel/proto';
-import { startNats } from '@petrel/test-harness';
+import { startQueue } from '../test/queue.ts';
 import { decodeEnvelope, newEnvelope } from './codec.ts';
 import { loadBody, publishMessage, QueueError, QueueErrorCode } from './message.ts';
 import { newMessageId } from './message-id.ts';
-import { BUCKET_BODIES, ensureStreams, outboundStreamConfig, STREAM_OUTBOUND } from './streams.ts';
-
-interface Queue {
-  nc: NatsConnection;
-  js: JetStreamClient;
-  jsm: JetStreamManager;
-}
-
-async function setup(t: { after(fn: () => Promise<void> | void): void }): Promise<Queue> {
-  const server = await startNats((fn) => t.after(fn));
-  const nc = await connect({ servers: server.url });
-  t.after(() => nc.close());
-  const jsm = await jetstreamManager(nc);
-  await ensureStreams(jsm, { replicas: 1 });
-  return { nc, js: jetstream(nc), jsm };
-}
+import { BUCKET_BODIES, outboundStreamConfig, STREAM_OUTBOUND } from './streams.ts';
 
 function envelopes(messageId: string, domains: string[]): Envelope[] {
   return domains.map((d) =>
@@ -50,7 +35,7 @@ async function entries(jsm: JetStreamManager): Promise<Envelope[]> {
 }
 
 test('a small message travels inline in its entry', async (t) => {
-  const { nc, js, jsm } = await setup(t);
+  const { nc, js, jsm } = await startQueue(t);
   const messageId = newMessageId();
   const body = Buffer.from('Subject: hi\r\n\r\nhello\r\n');
   await publishMessage(js, nc, {
@@ -68,7 +53,7 @@ test('a small message travels inline in its entry', async (t) => {
 });
 
 test('a 3 MiB message goes once to the object store and every entry refers to it', async (t) => {
-  const { nc, js, jsm } = await setup(t);
+  const { nc, js, jsm } = await startQueue(t);
   const messageId = newMessageId();
   const body = randomBytes(3 * 1024 * 1024);
   const domains = ['example.net', 'example.com'];
@@ -101,7 +86,7 @@ test('a 3 MiB message goes once to the object store and every entry refers to it
 });
 
 test('the entries of one message are stored all or none', async (t) => {
-  const { nc, js, jsm } = await setup(t);
+  const { nc, js, jsm } = await startQueue(t);
   const first = newMessageId();
   await publishMessage(js, nc, {
     messageId: first,
@@ -148,7 +133,7 @@ test('the entries of one message are stored all or none', async (t) => {
 });
 
 test('publishing the same message again stores nothing twice', async (t) => {
-  const { nc, js, jsm } = await setup(t);
+  const { nc, js, jsm } = await startQueue(t);
   const multi = newMessageId();
   const single = newMessageId();
   const multiInput = {
@@ -173,7 +158,7 @@ test('publishing the same message again stores nothing twice', async (t) => {
 });
 
 test('a batch refused while the stream has its maximum of batches in flight is tried again', async (t) => {
-  const { nc, js, jsm } = await setup(t);
+  const { nc, js, jsm } = await startQueue(t);
   // nats-server 2.12 keeps at most 50 batches in flight per stream: fill every slot with batches
   // that are started and never committed (the server would drop them only after 10 s).
   const dangling: string[] = [];
