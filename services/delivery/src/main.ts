@@ -39,6 +39,7 @@ async function main(): Promise<void> {
       ttl: MAX_SUPPRESSION_MS,
     }),
   );
+  await suppressions.start();
   const resolver = new DnsResolver({
     servers: config.dnsServers === '' ? undefined : config.dnsServers.split(','),
   });
@@ -90,6 +91,7 @@ async function main(): Promise<void> {
     await running.catch(() => undefined);
     domains.close();
     controls.stop();
+    suppressions.stop();
     await mtaSts.close();
     await operations.drain().catch(() => undefined);
     await nc.drain().catch(() => nc.close());

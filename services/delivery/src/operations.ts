@@ -4,7 +4,7 @@
  * purge its deferred mail, and flush for ETRN (RFC 1985). Requests and replies are JSON.
  */
 import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
-import { type KV, type KvEntry, KvWatchInclude } from '@nats-io/kv';
+import type { KV } from '@nats-io/kv';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import {
   decodeEnvelope,
@@ -14,6 +14,7 @@ import {
   STREAM_OUTBOUND,
 } from '@petrel/queue';
 import type { Logger } from '@petrel/telemetry';
+import { KvMirror } from './kv-mirror.ts';
 import type { FailedRecipient } from './worker.ts';
 
 export const QUEUE_OPERATIONS_SUBJECT = 'petrel.admin.queue';
@@ -52,44 +53,27 @@ interface Suspension {
 }
 
 /**
- * Suspended destinations, shared through NATS KV and mirrored in memory by a watch, so the
+ * Suspended destinations, shared through NATS KV and mirrored in memory (KvMirror), so the
  * worker's check per entry costs no request.
  */
 export class DestinationControls {
-  readonly #kv: KV;
-  readonly #suspended = new Map<string, Suspension>();
-  #watch: { stop(): void } | undefined;
+  readonly #mirror: KvMirror<Suspension>;
 
   constructor(kv: KV) {
-    this.#kv = kv;
+    this.#mirror = new KvMirror(kv, PREFIX);
   }
 
-  /** Follows changes, then loads the current state; resolves once it is loaded. */
-  async start(): Promise<void> {
-    const watch = await this.#kv.watch({ key: 'suspend.>', include: KvWatchInclude.UpdatesOnly });
-    this.#watch = watch;
-    void (async () => {
-      for await (const e of watch) this.#apply(e);
-    })();
-    for await (const key of await this.#kv.keys('suspend.>')) {
-      const e = await this.#kv.get(key);
-      if (e !== null && !this.#suspended.has(key.slice(PREFIX.length))) this.#apply(e);
-    }
-  }
-
-  #apply(e: KvEntry): void {
-    const key = e.key.slice(PREFIX.length);
-    if (e.operation === 'PUT' && e.length > 0) this.#suspended.set(key, e.json<Suspension>());
-    else this.#suspended.delete(key);
+  start(): Promise<void> {
+    return this.#mirror.start();
   }
 
   stop(): void {
-    this.#watch?.stop();
+    this.#mirror.stop();
   }
 
   /** The time the destination is suspended until (far future: until resumed), or undefined. */
   suspendedUntil(domain: string, now = Date.now()): Date | undefined {
-    const s = this.#suspended.get(destinationKey(domain));
+    const s = this.#mirror.get(destinationKey(domain));
     if (s === undefined) return undefined;
     if (s.until === undefined) return new Date(8.64e15);
     const until = new Date(s.until);
@@ -97,14 +81,14 @@ export class DestinationControls {
   }
 
   async suspend(domain: string, until: Date | undefined): Promise<void> {
-    const value: Suspension = { domain: domain.toLowerCase(), until: until?.toISOString() };
-    await this.#kv.put(`${PREFIX}${destinationKey(domain)}`, JSON.stringify(value));
-    this.#suspended.set(destinationKey(domain), value);
+    await this.#mirror.put(destinationKey(domain), {
+      domain: domain.toLowerCase(),
+      until: until?.toISOString(),
+    });
   }
 
   async resume(domain: string): Promise<void> {
-    await this.#kv.delete(`${PREFIX}${destinationKey(domain)}`);
-    this.#suspended.delete(destinationKey(domain));
+    await this.#mirror.delete(destinationKey(domain));
   }
 }
 

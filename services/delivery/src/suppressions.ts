@@ -5,6 +5,7 @@
  * and edit it. One key per address (base64url of the lower-cased address: KV keys allow no "@").
  */
 import type { KV } from '@nats-io/kv';
+import { KvMirror } from './kv-mirror.ts';
 
 export const SUPPRESSIONS_BUCKET = 'petrel_suppressions';
 /** The bucket keeps history for no longer than the longest suppression we allow. */
@@ -26,13 +27,25 @@ export function suppressionKey(address: string): string {
   return Buffer.from(address.toLowerCase(), 'utf8').toString('base64url');
 }
 
+/**
+ * Mirrored in memory (KvMirror): the worker checks every recipient of every attempt, so a
+ * lookup must not be a request; call start() before use.
+ */
 export class SuppressionList {
-  readonly #kv: KV;
+  readonly #mirror: KvMirror<Suppression>;
   readonly #now: () => number;
 
   constructor(kv: KV, now: () => number = Date.now) {
-    this.#kv = kv;
+    this.#mirror = new KvMirror(kv);
     this.#now = now;
+  }
+
+  start(): Promise<void> {
+    return this.#mirror.start();
+  }
+
+  stop(): void {
+    this.#mirror.stop();
   }
 
   async add(
@@ -48,36 +61,28 @@ export class SuppressionList {
       expiresAt: new Date(now + Math.min(entry.forMs, MAX_SUPPRESSION_MS)).toISOString(),
       source: entry.source,
     };
-    await this.#kv.put(suppressionKey(address), JSON.stringify(value));
+    await this.#mirror.put(suppressionKey(address), value);
     return value;
   }
 
   /** The suppression in force for this address, or undefined (expired ones do not count). */
-  async get(address: string): Promise<Suppression | undefined> {
-    const entry = await this.#kv.get(suppressionKey(address));
-    if (entry === null || entry.operation !== 'PUT' || entry.length === 0) return undefined;
-    let value: Suppression;
-    try {
-      value = entry.json<Suppression>();
-    } catch {
-      return undefined;
-    }
-    return Date.parse(value.expiresAt) > this.#now() ? value : undefined;
+  get(address: string): Suppression | undefined {
+    return this.#inForce(this.#mirror.get(suppressionKey(address)));
+  }
+
+  #inForce(value: Suppression | undefined): Suppression | undefined {
+    return value !== undefined && Date.parse(value.expiresAt) > this.#now() ? value : undefined;
   }
 
   async remove(address: string): Promise<void> {
-    await this.#kv.delete(suppressionKey(address));
+    await this.#mirror.delete(suppressionKey(address));
   }
 
   /** Every suppression in force (for the state issue's API and CLI). */
-  async list(): Promise<Suppression[]> {
-    const out: Suppression[] = [];
-    for await (const key of await this.#kv.keys()) {
-      const address = Buffer.from(key, 'base64url').toString('utf8');
-      const value = await this.get(address);
-      if (value !== undefined) out.push(value);
-    }
-    return out.sort((a, b) => a.address.localeCompare(b.address));
+  list(): Suppression[] {
+    return [...this.#mirror.values()]
+      .filter((value) => this.#inForce(value) !== undefined)
+      .sort((a, b) => a.address.localeCompare(b.address));
   }
 }
 

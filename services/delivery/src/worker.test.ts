@@ -100,6 +100,8 @@ async function setup(
   const port = options.mxPort ?? (await freePort());
   const js = jetstream(nc);
   const suppressions = new SuppressionList(await new Kvm(js).create(SUPPRESSIONS_BUCKET));
+  await suppressions.start();
+  after(() => suppressions.stop());
   const bounces: Setup['bounces'] = [];
   const index = new DomainIndex(
     parseRuntimeConfig({ version: 1, generation: 1, domains: options.domains ?? [] }, 'test'),

@@ -215,7 +215,7 @@ export class DeliveryWorker {
     if (this.#deps.suppressions !== undefined && this.#deps.config.suppressionMs > 0) {
       const left: string[] = [];
       for (const address of pending) {
-        const s = await this.#deps.suppressions.get(address).catch(() => undefined);
+        const s = this.#deps.suppressions.get(address);
         if (s === undefined) left.push(address);
         else
           all(
