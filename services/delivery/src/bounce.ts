@@ -20,16 +20,25 @@ export interface BounceDeps {
   log: Logger;
 }
 
-export function dsnSender(
-  deps: BounceDeps,
-): (
+/** What a DSN reports beyond its recipients; the original message when the caller has it. */
+export interface DsnReport {
+  readonly action?: 'failed' | 'delayed';
+  readonly willRetryUntil?: Date | undefined;
+  /** The message as queued (saves loading it again from the queue or the object store). */
+  readonly original?: Buffer | undefined;
+}
+
+/** Queues the DSN for recipients; rejects when it could not (the entry is then retried). */
+export type DsnHook = (
   envelope: Envelope,
   recipients: readonly FailedRecipient[],
-  action?: 'failed' | 'delayed',
-  willRetryUntil?: Date,
-) => Promise<void> {
-  return async (envelope, failed, action = 'failed', willRetryUntil) => {
-    const body = await loadBody(deps.js, envelope);
+  report?: DsnReport,
+) => Promise<void>;
+
+export function dsnSender(deps: BounceDeps): DsnHook {
+  return async (envelope, failed, report = {}) => {
+    const { action = 'failed', willRetryUntil } = report;
+    const body = report.original ?? (await loadBody(deps.js, envelope));
     const notifyOf = new Map(envelope.recipients.map((r) => [r.address, r.notify]));
     // Delays were decided by the worker's policy (which may send them without NOTIFY).
     const reported = failed.filter((f) =>

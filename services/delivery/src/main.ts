@@ -75,7 +75,6 @@ async function main(): Promise<void> {
     mtaSts,
     ...(tlsCa === undefined ? {} : { tlsCa }),
     bounces,
-    delays: (envelope, delayed, until) => bounces(envelope, delayed, 'delayed', until),
   });
   const operations = serveQueueOperations({ nc, js, jsm, controls, log, bounces });
   const running = worker.run();

@@ -14,6 +14,7 @@ import {
   STREAM_OUTBOUND,
 } from '@petrel/queue';
 import type { Logger } from '@petrel/telemetry';
+import type { DsnHook } from './bounce.ts';
 import { KvMirror } from './kv-mirror.ts';
 import type { FailedRecipient } from './worker.ts';
 
@@ -99,10 +100,7 @@ export interface OperationsDeps {
   controls: DestinationControls;
   log: Logger;
   /** Queues DSNs for recipients bounced by the operator (the worker's DSN hook). */
-  bounces?: (
-    envelope: ReturnType<typeof decodeEnvelope>,
-    failed: readonly FailedRecipient[],
-  ) => Promise<void>;
+  bounces?: DsnHook;
 }
 
 const DOMAIN =

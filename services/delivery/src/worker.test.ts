@@ -14,7 +14,7 @@ import { connect } from '@nats-io/transport-node';
 import { DomainIndex, parseRuntimeConfig } from '@petrel/config';
 import { DnsResolver } from '@petrel/dns';
 import { freePort } from '@petrel/localenv';
-import { type Envelope, EventKind, timestampFromDate } from '@petrel/proto';
+import { EventKind, timestampFromDate } from '@petrel/proto';
 import {
   decodeEvent,
   ensureDeliveryConsumer,
@@ -36,7 +36,7 @@ import {
   verifyWithDkimpy,
   waitFor,
 } from '@petrel/test-harness';
-import { dsnSender } from './bounce.ts';
+import { type DsnHook, dsnSender } from './bounce.ts';
 import { DeliveryConfigSchema } from './config.ts';
 import { generateDkimKey } from './dkim.ts';
 import { lookupVia, MtaSts } from './mta-sts.ts';
@@ -115,9 +115,11 @@ async function setup(
     hostname: 'worker.test',
     log: createLogger('dsn-test', { level: 'silent' }),
   });
-  const onBounce = async (envelope: Envelope, failed: readonly FailedRecipient[]) => {
+  const onBounce: DsnHook = async (envelope, failed, report) => {
+    // Delay DSNs always go out for real; failures are recorded, and sent when the test asks.
+    if (report?.action === 'delayed') return await dsn(envelope, failed, report);
     bounces.push({ messageId: envelope.messageId, failed: [...failed] });
-    if (options.realDsn) await dsn(envelope, failed);
+    if (options.realDsn) await dsn(envelope, failed, report);
   };
   const operations = serveQueueOperations({
     nc,
@@ -151,7 +153,6 @@ async function setup(
       jitter: 0,
       ...(options.delayNoticeAfterMs === undefined ? {} : { delayNoticeAfterMs: options.delayNoticeAfterMs }),
     },
-    delays: (envelope, delayed, until) => dsn(envelope, delayed, 'delayed', until),
     suppressions,
     controls,
     ...(options.mtaSts ? { mtaSts: options.mtaSts } : {}),

@@ -26,6 +26,7 @@ import {
 } from '@petrel/queue';
 import { type DsnNotify, type Reply, SmtpClient, SmtpClientError } from '@petrel/smtp';
 import { contextFrom, type Logger, tracer } from '@petrel/telemetry';
+import type { DsnHook } from './bounce.ts';
 import type { DeliveryConfig } from './config.ts';
 import { type DkimAlgorithm, signMessage } from './dkim.ts';
 import { type MtaSts, mxMatches } from './mta-sts.ts';
@@ -50,9 +51,8 @@ export interface WorkerDeps {
   /** Extra CA certificates trusted for TLS to next hops (tests; the system's store otherwise). */
   tlsCa?: string | Buffer;
   /** Queues the DSN for recipients that failed for good; rejects when it could not. */
-  bounces?: (envelope: Envelope, failed: readonly FailedRecipient[]) => Promise<void>;
-  /** Queues the delay DSN (RFC 3461 NOTIFY=DELAY) for recipients still being retried. */
-  delays?: (envelope: Envelope, delayed: readonly FailedRecipient[], willRetryUntil: Date) => Promise<void>;
+  /** Queues DSNs (failures, expiry, and the delay DSN of RFC 3461 NOTIFY=DELAY) before the ack. */
+  bounces?: DsnHook;
 }
 
 interface Outcome {
@@ -66,6 +66,8 @@ interface Outcome {
   remoteHost: string;
   remoteAddress: string;
   tlsProtocol: string;
+  /** The message as queued, once loaded (for DSNs). */
+  body?: Buffer;
 }
 
 /** A recipient that failed for good, for the DSN. */
@@ -262,6 +264,7 @@ export class DeliveryWorker {
     let body: Buffer;
     try {
       body = await loadBody(this.#deps.js, envelope);
+      outcome.body = body;
     } catch (error) {
       all(outcome.deferred, undefined, pending);
       outcome.error = error instanceof Error ? error.message : String(error);
@@ -418,15 +421,7 @@ export class DeliveryWorker {
       log.warn({ ...logFields, recipients: failed }, expired.length > 0 ? 'expired' : 'refused permanently');
       await this.#suppress(o, o.bounced);
       // The DSN must be queued before the entry goes: a failure here leaves the entry to be retried.
-      await this.#deps.bounces?.(
-        envelope,
-        failed.map((address) => ({
-          address,
-          reply: o.replies.get(address),
-          expired: expired.includes(address),
-          remoteHost: o.remoteHost,
-        })),
-      );
+      await this.#deps.bounces?.(envelope, this.#failedRecipients(o, failed, expired), { original: o.body });
     }
     if (o.deferred.length === 0 || step === undefined || step.kind !== 'retry') {
       await m.ackAck();
@@ -439,18 +434,17 @@ export class DeliveryWorker {
     const delayed = remaining.filter((r) =>
       delayNoticeDue(this.#deps.retryPolicy, { receivedAt, now, alreadyNotified, notify: r.notify }),
     );
-    if (delayed.length > 0 && this.#deps.delays !== undefined) {
+    if (delayed.length > 0 && this.#deps.bounces !== undefined) {
       // RFC 3461 NOTIFY=DELAY: one delay DSN per entry, marked so that it is never sent twice.
       const until = new Date(receivedAt.getTime() + this.#deps.retryPolicy.lifetimeMs);
-      await this.#deps.delays(
+      await this.#deps.bounces(
         envelope,
-        delayed.map((r) => ({
-          address: r.address,
-          reply: o.replies.get(r.address),
-          expired: false,
-          remoteHost: o.remoteHost,
-        })),
-        until,
+        this.#failedRecipients(
+          o,
+          delayed.map((r) => r.address),
+          [],
+        ),
+        { action: 'delayed', willRetryUntil: until, original: o.body },
       );
       const h = natsHeaders();
       for (const [key, values] of m.headers ?? []) for (const v of values) h.append(key, v);
@@ -492,6 +486,15 @@ export class DeliveryWorker {
       );
       return body;
     }
+  }
+
+  #failedRecipients(o: Outcome, addresses: readonly string[], expired: readonly string[]): FailedRecipient[] {
+    return addresses.map((address) => ({
+      address,
+      reply: o.replies.get(address),
+      expired: expired.includes(address),
+      remoteHost: o.remoteHost,
+    }));
   }
 
   /** Hard bounces that say the address is gone put it on the suppression list. */
