@@ -48,6 +48,18 @@ export interface ClientTimeouts {
   dataEnd: number;
 }
 
+/** The RFC 5321 §4.5.3.2 timeout of each phase; the others use `command`. */
+const PHASE_TIMEOUT: Partial<Record<ClientPhase, keyof ClientTimeouts>> = {
+  [ClientPhase.Connect]: 'connect',
+  [ClientPhase.Greeting]: 'greeting',
+  [ClientPhase.TlsHandshake]: 'tlsHandshake',
+  [ClientPhase.Mail]: 'mail',
+  [ClientPhase.Rcpt]: 'rcpt',
+  [ClientPhase.DataInit]: 'dataInit',
+  [ClientPhase.DataBlock]: 'dataBlock',
+  [ClientPhase.DataEnd]: 'dataEnd',
+};
+
 export const DEFAULT_TIMEOUTS: Readonly<ClientTimeouts> = {
   connect: 30_000,
   greeting: 5 * 60_000,
@@ -494,27 +506,7 @@ export class SmtpClient {
   }
 
   #timeout(phase: ClientPhase): number {
-    const t = this.#r.timeouts;
-    switch (phase) {
-      case ClientPhase.Greeting:
-        return t.greeting;
-      case ClientPhase.Mail:
-        return t.mail;
-      case ClientPhase.Rcpt:
-        return t.rcpt;
-      case ClientPhase.DataInit:
-        return t.dataInit;
-      case ClientPhase.DataBlock:
-        return t.dataBlock;
-      case ClientPhase.DataEnd:
-        return t.dataEnd;
-      case ClientPhase.TlsHandshake:
-        return t.tlsHandshake;
-      case ClientPhase.Connect:
-        return t.connect;
-      default:
-        return t.command;
-    }
+    return this.#r.timeouts[PHASE_TIMEOUT[phase] ?? 'command'];
   }
 
   #write(data: string | Buffer, phase: ClientPhase): void {
