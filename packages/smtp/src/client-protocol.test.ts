@@ -1,9 +1,9 @@
 // The client against scripted servers over loopback: per-phase timeouts, bounded and malformed
 // replies, the HELO fallback, and LMTP (RFC 2033) with a small LMTP responder.
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
-import { type AddressInfo, createServer, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { type TestContext, test } from 'node:test';
+import { rawServer } from '../test/wire.ts';
 import {
   type ClientOptions,
   ClientPhase,
@@ -11,23 +11,6 @@ import {
   SmtpClientError,
   SmtpClientErrorCode,
 } from './client.ts';
-
-/** A TCP server that runs `script` on each connection. */
-async function rawServer(t: TestContext, script: (socket: Socket) => void): Promise<number> {
-  const sockets = new Set<Socket>();
-  const server = createServer((socket) => {
-    sockets.add(socket);
-    socket.on('error', () => undefined);
-    script(socket);
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  t.after(() => {
-    for (const socket of sockets) socket.destroy();
-    server.close();
-  });
-  return (server.address() as AddressInfo).port;
-}
 
 interface Script {
   greeting?: string;

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { type AddressInfo, createServer, type Socket } from 'node:net';
+import { type AddressInfo, createServer } from 'node:net';
 import { type TestContext, test } from 'node:test';
 import { type SmtpSink, startSmtpSink } from '@petrel/test-harness';
+import { rawServer } from '../test/wire.ts';
 import {
   type ClientOptions,
   LocalRefusalReason,
@@ -296,23 +297,6 @@ test('connecting to a closed port throws PETREL_ERR_SMTP_CONNECT', async () => {
     },
   );
 });
-
-/** A TCP server that runs `script` on each connection. */
-async function rawServer(t: TestContext, script: (socket: Socket) => void): Promise<number> {
-  const sockets = new Set<Socket>();
-  const server = createServer((socket) => {
-    sockets.add(socket);
-    socket.on('error', () => undefined);
-    script(socket);
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  t.after(() => {
-    for (const socket of sockets) socket.destroy();
-    server.close();
-  });
-  return (server.address() as AddressInfo).port;
-}
 
 test('a server that never answers makes connect() throw PETREL_ERR_SMTP_TIMEOUT', async (t) => {
   const port = await rawServer(t, () => undefined);

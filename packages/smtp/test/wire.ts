@@ -296,3 +296,20 @@ export function testCertificate(): TestCertificate {
   cached ??= issueCertificate(['localhost']);
   return cached;
 }
+
+/** A TCP server that runs `script` on each connection (a scripted peer for client tests). */
+export async function rawServer(t: TestContext, script: (socket: Socket) => void): Promise<number> {
+  const sockets = new Set<Socket>();
+  const server = createServer((socket) => {
+    sockets.add(socket);
+    socket.on('error', () => undefined);
+    script(socket);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.after(() => {
+    for (const socket of sockets) socket.destroy();
+    server.close();
+  });
+  return (server.address() as AddressInfo).port;
+}
