@@ -322,6 +322,9 @@ const BDAT_TOKENS: readonly string[] = [
 
 type Hello = 'none' | 'helo' | 'ehlo';
 
+/** A reply code and its enhanced status, as the model expects it. */
+type Expected = readonly [number, string];
+
 interface Transaction {
   recipients: number;
   readonly binary: boolean;
@@ -656,32 +659,10 @@ class StreamBuilder {
     if (variant === 'badKeyword') text = `${verb} ${rng.pick(['FRM:', 'TO:', ''])}<a@example.com>`;
     else if (variant === 'badPath') text = `${verb} ${from}${rng.pick(BAD_SENDERS)}`;
     else text = [`${verb} ${from}${sender.path}`, ...params.map((p) => p.text)].join(' ');
-    // RFC 5321 §4.1.4 sequence, then syntax, then parameters (RFC 1869 §6: only after EHLO).
-    const refusal = params.find((p) => p.refusal !== undefined)?.refusal;
     const smtputf8 = params.some((p) => p.utf8 === true);
-    if (this.#hello === 'none' || this.#tx !== undefined) {
-      this.#command(text, 503, '5.5.1');
-      return;
-    }
-    if (variant === 'badKeyword') {
-      this.#command(text, 501, '5.5.4');
-      return;
-    }
-    if (variant === 'badPath') {
-      this.#command(text, 501, '5.1.7');
-      return;
-    }
-    if (this.#hello === 'helo' && params.length > 0) {
-      this.#command(text, 555, '5.5.4');
-      return;
-    }
-    if (refusal !== undefined) {
-      this.#command(text, refusal[0], refusal[1]);
-      return;
-    }
-    // RFC 6531 §3.4: a non-ASCII address needs SMTPUTF8.
-    if (sender.utf8 && !smtputf8) {
-      this.#command(text, 553, '5.6.7');
+    const refused = this.#mailRefusal(variant, params, sender.utf8 && !smtputf8);
+    if (refused !== undefined) {
+      this.#command(text, ...refused);
       return;
     }
     this.#tx = {
@@ -691,6 +672,19 @@ class StreamBuilder {
       chunks: undefined,
     };
     this.#command(text, 250, '2.1.0');
+  }
+
+  /** The reply refusing a MAIL, if any: RFC 5321 §4.1.4 sequence, then syntax, then parameters (RFC 1869 §6: only after EHLO). */
+  #mailRefusal(variant: string, params: readonly Param[], needsUtf8: boolean): Expected | undefined {
+    if (this.#hello === 'none' || this.#tx !== undefined) return [503, '5.5.1'];
+    if (variant === 'badKeyword') return [501, '5.5.4'];
+    if (variant === 'badPath') return [501, '5.1.7'];
+    if (this.#hello === 'helo' && params.length > 0) return [555, '5.5.4'];
+    const refusal = params.find((p) => p.refusal !== undefined)?.refusal;
+    if (refusal !== undefined) return refusal;
+    // RFC 6531 §3.4: a non-ASCII address needs SMTPUTF8.
+    if (needsUtf8) return [553, '5.6.7'];
+    return undefined;
   }
 
   #rcpt(): void {
@@ -705,48 +699,36 @@ class StreamBuilder {
     else if (variant === 'badPath') text = `${verb} ${to}${rng.pick(BAD_RECIPIENTS)}`;
     else text = [`${verb} ${to}${recipient.path}`, ...params.map((p) => p.text)].join(' ');
     const tx = this.#tx;
-    if (tx === undefined) {
-      this.#command(text, 503, '5.5.1');
-      return;
-    }
-    // RFC 3030 §2: no RCPT once BDAT chunks have been sent.
-    if (tx.chunks !== undefined) {
-      this.#command(text, 503, '5.5.1');
-      return;
-    }
-    if (variant === 'badKeyword') {
-      this.#command(text, 501, '5.5.4');
-      return;
-    }
-    if (variant === 'badPath') {
-      this.#command(text, 501, '5.1.3');
-      return;
-    }
-    // RFC 5321 §4.1.1.11 / RFC 1869 §6: parameters of extensions not in force (no EHLO) get 555
-    // (checked before the address, as for MAIL).
-    if (this.#hello === 'helo' && params.length > 0) {
-      this.#command(text, 555, '5.5.4');
-      return;
-    }
-    if (recipient.utf8 && !tx.utf8) {
-      this.#command(text, 553, '5.6.7');
-      return;
-    }
-    const refusal = params.find((p) => p.refusal !== undefined)?.refusal;
-    if (refusal !== undefined) {
-      this.#command(text, refusal[0], refusal[1]);
-      return;
-    }
-    if (tx.recipients >= MAX_RECIPIENTS) {
-      this.#command(text, 452, '4.5.3');
-      return;
-    }
-    if (recipient.refused) {
-      this.#command(text, 550, '5.1.1');
+    const refused = this.#rcptRefusal(tx, variant, params, recipient);
+    if (tx === undefined || refused !== undefined) {
+      this.#command(text, ...(refused ?? [503, '5.5.1']));
       return;
     }
     tx.recipients++;
     this.#command(text, 250, '2.1.5');
+  }
+
+  /** The reply refusing a RCPT, if any, in the order the engine checks. */
+  #rcptRefusal(
+    tx: Transaction | undefined,
+    variant: string,
+    params: readonly Param[],
+    recipient: { readonly utf8: boolean; readonly refused: boolean },
+  ): Expected | undefined {
+    if (tx === undefined) return [503, '5.5.1'];
+    // RFC 3030 §2: no RCPT once BDAT chunks have been sent.
+    if (tx.chunks !== undefined) return [503, '5.5.1'];
+    if (variant === 'badKeyword') return [501, '5.5.4'];
+    if (variant === 'badPath') return [501, '5.1.3'];
+    // RFC 5321 §4.1.1.11 / RFC 1869 §6: parameters of extensions not in force (no EHLO) get 555
+    // (checked before the address, as for MAIL).
+    if (this.#hello === 'helo' && params.length > 0) return [555, '5.5.4'];
+    if (recipient.utf8 && !tx.utf8) return [553, '5.6.7'];
+    const refusal = params.find((p) => p.refusal !== undefined)?.refusal;
+    if (refusal !== undefined) return refusal;
+    if (tx.recipients >= MAX_RECIPIENTS) return [452, '4.5.3'];
+    if (recipient.refused) return [550, '5.1.1'];
+    return undefined;
   }
 
   /** DATA (RFC 5321 §4.1.1.4): 354, the dot-stuffed body, then the reply to the message. */
