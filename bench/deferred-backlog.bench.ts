@@ -17,7 +17,7 @@ import { timestampFromDate } from '@petrel/proto';
 import {
   deferEntry,
   encodeEnvelope,
-  ensureDeliveryConsumer,
+  ensureDeliveryConsumers,
   ensureStreams,
   newEnvelope,
   newMessageId,
@@ -38,7 +38,7 @@ async function run(backlog: number): Promise<{ msgPerSec: number; rssMiB: number
   after(() => nc.close());
   const jsm = await jetstreamManager(nc);
   await ensureStreams(jsm, { replicas: 1 });
-  await ensureDeliveryConsumer(jsm, { ackWaitMs: 60_000 });
+  await ensureDeliveryConsumers(jsm, { ackWaitMs: 60_000 });
   const js = jetstream(nc);
   const port = await freePort();
   const sink = await startSmtpSink({ host: '127.0.0.1', port });

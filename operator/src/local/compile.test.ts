@@ -51,8 +51,10 @@ test('compiles the minimal MailDomain form of the architecture brief', async () 
           tarpit: { enabled: false, delayMs: 2000 },
         },
         dkimKeys: [],
+        outbound: {},
       },
     ]);
+    assert.deepEqual(config.policies, []);
   });
 });
 
@@ -228,4 +230,93 @@ test('the examples/local directory compiles', async () => {
   const index = new DomainIndex(config);
   assert.ok(index.managed('example.org'));
   assert.equal(index.user('app@example.org')?.user.password, 'change-me');
+});
+
+test('DeliveryPolicy and MailDomain outbound limits compile into the runtime config; conflicts are refused', async () => {
+  const policies = `apiVersion: petrel.dev/v1alpha1
+kind: DeliveryPolicy
+metadata: {name: google}
+spec:
+  match: {mxHostSuffixes: [google.com]}
+  ratePerSecond: 20
+  maxConnections: 5
+  retryDelays: [30s, 10m]
+---
+apiVersion: petrel.dev/v1alpha1
+kind: DeliveryPolicy
+metadata: {name: partner, namespace: mail}
+spec:
+  match: {domains: [partner.example, "*.partner.example"]}
+  tls: verified
+  relay:
+    host: relay.partner.example
+    port: 587
+    auth: {username: petrel, passwordSecretRef: {name: relay, key: password}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: relay}
+stringData: {password: s3cret}
+---
+apiVersion: petrel.dev/v1alpha1
+kind: MailDomain
+metadata: {name: tenant}
+spec:
+  domain: tenant.example
+  outbound: {ratePerSecond: 5, queueLifetime: 2d}
+`;
+  await withDir({ 'p.yaml': policies }, async (dir) => {
+    const config = await compileDirectory(dir, 1);
+    assert.deepEqual(config.policies, [
+      {
+        source: 'default/google',
+        domains: [],
+        mxHostSuffixes: ['google.com'],
+        ratePerSecond: 20,
+        maxConnections: 5,
+        tls: 'opportunistic',
+        retryDelaysMs: [30_000, 600_000],
+        adaptive: true,
+      },
+      {
+        source: 'mail/partner',
+        domains: ['partner.example', '*.partner.example'],
+        mxHostSuffixes: [],
+        tls: 'verified',
+        adaptive: true,
+        relay: { host: 'relay.partner.example', port: 587, username: 'petrel', password: 's3cret' },
+      },
+    ]);
+    assert.deepEqual(config.domains[0]?.outbound, { ratePerSecond: 5, queueLifetimeMs: 2 * 86_400_000 });
+  });
+  const conflicting = `${policies}---
+apiVersion: petrel.dev/v1alpha1
+kind: DeliveryPolicy
+metadata: {name: again}
+spec:
+  match: {domains: [partner.example]}
+  ratePerSecond: 0
+  retryDelays: [soon]
+`;
+  await withDir({ 'p.yaml': conflicting.replace('name: relay}', 'name: other}') }, async (dir) => {
+    const error = await compileDirectory(dir, 1).then(
+      () => assert.fail('compiled'),
+      (e: unknown) => e,
+    );
+    assert.ok(error instanceof ConfigError);
+    assert.match(error.message, /DeliveryPolicy[\s\S]*ratePerSecond/);
+    assert.match(error.message, /must be a duration/);
+  });
+  const twice = policies.replace(
+    'kind: MailDomain',
+    'kind: DeliveryPolicy\nmetadata: {name: x}\nspec: {match: {domains: [partner.example]}}\n---\napiVersion: petrel.dev/v1alpha1\nkind: MailDomain',
+  );
+  await withDir({ 'p.yaml': twice.replace('name: relay}', 'name: missing}') }, async (dir) => {
+    const error = await compileDirectory(dir, 1).then(
+      () => assert.fail('compiled'),
+      (e: unknown) => e,
+    );
+    assert.match(String(error), /domain partner.example is already matched by/);
+    assert.match(String(error), /Secret relay not found/);
+  });
 });

@@ -3,13 +3,17 @@ import { join, relative } from 'node:path';
 import {
   ConfigError,
   ConfigErrorCode,
+  type DeliveryPolicy,
+  DeliveryPolicySchema,
   InboundSchema,
   type MailDomain,
   MailDomainSchema,
+  parseDuration,
   RUNTIME_CONFIG_VERSION,
   type RuntimeConfig,
   RuntimeConfigSchema,
   type RuntimeInbound,
+  type RuntimePolicy,
   type Secret,
   SecretSchema,
 } from '@petrel/config';
@@ -44,6 +48,7 @@ async function manifestFiles(dir: string): Promise<string[]> {
 export async function compileDirectory(dir: string, generation: number): Promise<RuntimeConfig> {
   const problems: string[] = [];
   const domains: Located<MailDomain>[] = [];
+  const policies: Located<DeliveryPolicy>[] = [];
   const secrets = new Map<string, Secret>();
 
   for (const file of await manifestFiles(dir)) {
@@ -64,12 +69,18 @@ export async function compileDirectory(dir: string, generation: number): Promise
         const parsed = MailDomainSchema.safeParse(value);
         if (parsed.success) domains.push({ value: parsed.data, where });
         else problems.push(`${where}: invalid MailDomain:\n${z.prettifyError(parsed.error)}`);
+      } else if (kind === 'DeliveryPolicy') {
+        const parsed = DeliveryPolicySchema.safeParse(value);
+        if (parsed.success) policies.push({ value: parsed.data, where });
+        else problems.push(`${where}: invalid DeliveryPolicy:\n${z.prettifyError(parsed.error)}`);
       } else if (kind === 'Secret') {
         const parsed = SecretSchema.safeParse(value);
         if (parsed.success) secrets.set(parsed.data.metadata.name, parsed.data);
         else problems.push(`${where}: invalid Secret:\n${z.prettifyError(parsed.error)}`);
       } else {
-        problems.push(`${where}: unsupported kind ${JSON.stringify(kind)} (expected MailDomain or Secret)`);
+        problems.push(
+          `${where}: unsupported kind ${JSON.stringify(kind)} (expected MailDomain, DeliveryPolicy or Secret)`,
+        );
       }
     });
   }
@@ -119,6 +130,7 @@ export async function compileDirectory(dir: string, generation: number): Promise
       } else keys.push({ selector: key.selector, algorithm: key.algorithm, privateKeyPem: pem });
     }
   }
+  const runtimePolicies = compilePolicies(policies, secrets, problems);
   if (problems.length > 0) {
     throw new ConfigError(
       ConfigErrorCode.InvalidManifest,
@@ -140,8 +152,77 @@ export async function compileDirectory(dir: string, generation: number): Promise
       })),
       inbound: runtimeInbound(value),
       dkimKeys: dkimKeys.get(value) ?? [],
+      outbound: {
+        ...(value.spec.outbound?.ratePerSecond === undefined
+          ? {}
+          : { ratePerSecond: value.spec.outbound.ratePerSecond }),
+        ...(value.spec.outbound?.queueLifetime === undefined
+          ? {}
+          : { queueLifetimeMs: parseDuration(value.spec.outbound.queueLifetime) }),
+      },
     })),
+    policies: runtimePolicies,
   });
+}
+
+/**
+ * DeliveryPolicies with their relay passwords resolved. A destination may be matched by one
+ * policy only (per domain pattern and per MX suffix), so that its limits are never ambiguous.
+ */
+function compilePolicies(
+  policies: readonly Located<DeliveryPolicy>[],
+  secrets: ReadonlyMap<string, Secret>,
+  problems: string[],
+): RuntimePolicy[] {
+  const claimed = new Map<string, string>();
+  const out: RuntimePolicy[] = [];
+  for (const { value, where } of policies) {
+    const label = `${where}: DeliveryPolicy ${value.metadata.name}`;
+    const { spec } = value;
+    for (const key of [
+      ...spec.match.domains.map((d) => `domain ${d}`),
+      ...spec.match.mxHostSuffixes.map((s) => `MX host suffix ${s}`),
+    ]) {
+      const other = claimed.get(key);
+      if (other !== undefined) problems.push(`${label}: ${key} is already matched by ${other}`);
+      claimed.set(key, label);
+    }
+    let password: string | undefined;
+    const auth = spec.relay?.auth;
+    if (auth !== undefined) {
+      const secret = secrets.get(auth.passwordSecretRef.name);
+      password = secret === undefined ? undefined : secretValue(secret, auth.passwordSecretRef.key);
+      if (secret === undefined) problems.push(`${label}: Secret ${auth.passwordSecretRef.name} not found`);
+      else if (password === undefined || password === '')
+        problems.push(
+          `${label}: Secret ${auth.passwordSecretRef.name} has no value for ${auth.passwordSecretRef.key}`,
+        );
+    }
+    out.push({
+      source: `${value.metadata.namespace ?? 'default'}/${value.metadata.name}`,
+      domains: spec.match.domains,
+      mxHostSuffixes: spec.match.mxHostSuffixes,
+      ...(spec.ratePerSecond === undefined ? {} : { ratePerSecond: spec.ratePerSecond }),
+      ...(spec.maxConnections === undefined ? {} : { maxConnections: spec.maxConnections }),
+      ...(spec.messagesPerConnection === undefined
+        ? {}
+        : { messagesPerConnection: spec.messagesPerConnection }),
+      tls: spec.tls,
+      ...(spec.retryDelays === undefined ? {} : { retryDelaysMs: spec.retryDelays.map(parseDuration) }),
+      adaptive: spec.adaptive,
+      ...(spec.relay === undefined
+        ? {}
+        : {
+            relay: {
+              host: spec.relay.host,
+              port: spec.relay.port,
+              ...(auth === undefined ? {} : { username: auth.username }),
+              ...(password ? { password } : {}),
+            },
+          }),
+    });
+  }
+  return out;
 }
 
 /** A Secret's value as Kubernetes resolves it: stringData wins over base64 data. */

@@ -1,8 +1,12 @@
+export { parseDuration, parseDurations } from './duration.ts';
 export { settingsFromEnv } from './env.ts';
 export { ConfigError, ConfigErrorCode } from './errors.ts';
 export {
   API_GROUP,
   API_VERSION,
+  type DeliveryPolicy,
+  DeliveryPolicySchema,
+  DeliveryPolicySpecSchema,
   GreylistingSchema,
   InboundChecksSchema,
   InboundRouteSchema,
@@ -10,6 +14,7 @@ export {
   type MailDomain,
   MailDomainSchema,
   MailDomainSpecSchema,
+  OutboundSchema,
   type Secret,
   SecretKeyRefSchema,
   SecretSchema,
@@ -29,6 +34,8 @@ export {
   RuntimeDomainSchema,
   type RuntimeInbound,
   RuntimeInboundSchema,
+  type RuntimePolicy,
+  RuntimePolicySchema,
   type RuntimeUser,
   RuntimeUserSchema,
   watchRuntimeConfig,

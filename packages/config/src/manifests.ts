@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseDuration } from './duration.ts';
 
 /**
  * Kubernetes-style manifests that users write (the same files for `kubectl apply` and for
@@ -90,8 +91,27 @@ export const DkimKeySchema = z.strictObject({
   privateKeySecretRef: SecretKeyRefSchema,
 });
 
+/** A duration as people write it: 30s, 5m, 4h, 2d. */
+const duration = z.string().refine((s) => {
+  try {
+    parseDuration(s);
+    return true;
+  } catch {
+    return false;
+  }
+}, 'must be a duration such as 30s, 5m, 4h or 2d');
+
+/** What a tenant may send (fairness between MailDomains on one relay). */
+export const OutboundSchema = z.strictObject({
+  /** Messages per second leaving the relay from this domain's senders, for the cluster as a whole. */
+  ratePerSecond: z.number().positive().max(100_000).optional(),
+  /** How long undeliverable mail from this domain is retried before it bounces (default 5d). */
+  queueLifetime: duration.optional(),
+});
+
 export const MailDomainSpecSchema = z.strictObject({
   domain: domainName,
+  outbound: OutboundSchema.optional(),
   dkim: z.strictObject({ keys: z.array(DkimKeySchema).max(4).default([]) }).optional(),
   inbound: InboundSchema.optional(),
   submission: z.strictObject({ users: z.array(SubmissionUserSchema).default([]) }).optional(),
@@ -114,3 +134,69 @@ export const SecretSchema = z.object({
   stringData: z.record(z.string(), z.string()).optional(),
 });
 export type Secret = z.infer<typeof SecretSchema>;
+
+/** "example.com" or "*.example.com" (every subdomain, not the domain itself). */
+const domainPattern = z
+  .string()
+  .regex(
+    /^(\*\.)?(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))+$/,
+    'must be a domain name, or *. followed by one',
+  )
+  .transform((s) => s.toLowerCase());
+
+/**
+ * Traffic shaping for destinations (docs/delivery.md, "Delivery policies"). Matched by recipient
+ * domain (limits per domain) or by MX host suffix (provider roll-up: one set of limits for every
+ * domain whose MX hosts are under the suffix). Limits hold for the cluster as a whole.
+ */
+export const DeliveryPolicySpecSchema = z
+  .strictObject({
+    match: z.strictObject({
+      /** Recipient domains ("example.com", "*.example.com"); the limits apply to each domain. */
+      domains: z.array(domainPattern).default([]),
+      /** MX host suffixes ("google.com"); the limits apply to all such domains together. */
+      mxHostSuffixes: z.array(domainName).default([]),
+    }),
+    /** Messages per second (transactions started), for the cluster as a whole. */
+    ratePerSecond: z.number().positive().max(100_000).optional(),
+    /** Concurrent connections (SMTP sessions in use), for the cluster as a whole. */
+    maxConnections: z.number().int().min(1).max(1000).optional(),
+    /** Transactions on one connection before it is closed and a new one opened. */
+    messagesPerConnection: z.number().int().min(1).max(100_000).optional(),
+    /**
+     * opportunistic: STARTTLS when offered (default); encrypted: STARTTLS required, any certificate;
+     * verified: STARTTLS required with a certificate valid for the MX host name.
+     */
+    tls: z.enum(['opportunistic', 'encrypted', 'verified']).default('opportunistic'),
+    /** Retry delays for these destinations (the last repeats), e.g. [1m, 5m, 30m, 2h]. */
+    retryDelays: z.array(duration).min(1).max(50).optional(),
+    /** Lower the rate after throttling replies (421, 4.7.x) and recover it gradually. */
+    adaptive: z.boolean().default(true),
+    /** Hand these destinations' mail to this relay host instead of their MX hosts. */
+    relay: z
+      .strictObject({
+        host: z.string().min(1),
+        port: z.number().int().min(1).max(65535).default(25),
+        /** SMTP AUTH at the relay host (only over TLS). */
+        auth: z
+          .strictObject({ username: z.string().min(1), passwordSecretRef: SecretKeyRefSchema })
+          .optional(),
+      })
+      .optional(),
+  })
+  .refine((s) => s.match.domains.length + s.match.mxHostSuffixes.length > 0, {
+    message: 'match needs at least one domain or MX host suffix',
+    path: ['match'],
+  })
+  .refine((s) => s.relay === undefined || s.match.mxHostSuffixes.length === 0, {
+    message: 'a relay host replaces MX lookup, so it cannot be combined with mxHostSuffixes',
+    path: ['relay'],
+  });
+
+export const DeliveryPolicySchema = z.object({
+  apiVersion: z.literal(API_VERSION),
+  kind: z.literal('DeliveryPolicy'),
+  metadata,
+  spec: DeliveryPolicySpecSchema,
+});
+export type DeliveryPolicy = z.infer<typeof DeliveryPolicySchema>;

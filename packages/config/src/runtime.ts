@@ -57,6 +57,35 @@ export const RuntimeDomainSchema = z.strictObject({
       }),
     )
     .default([]),
+  /** Outbound limits of this domain's senders (MailDomain spec.outbound). */
+  outbound: z
+    .strictObject({
+      ratePerSecond: z.number().positive().optional(),
+      queueLifetimeMs: z.number().int().positive().optional(),
+    })
+    .default({}),
+});
+
+/** A DeliveryPolicy compiled for the workers (Secrets resolved, durations in ms). */
+export const RuntimePolicySchema = z.strictObject({
+  /** Namespace/name of the DeliveryPolicy; also the key of its cluster-wide limits. */
+  source: z.string().min(1),
+  domains: z.array(z.string().min(1)),
+  mxHostSuffixes: z.array(z.string().min(1)),
+  ratePerSecond: z.number().positive().optional(),
+  maxConnections: z.number().int().positive().optional(),
+  messagesPerConnection: z.number().int().positive().optional(),
+  tls: z.enum(['opportunistic', 'encrypted', 'verified']),
+  retryDelaysMs: z.array(z.number().int().positive()).optional(),
+  adaptive: z.boolean(),
+  relay: z
+    .strictObject({
+      host: z.string().min(1),
+      port: z.number().int().min(1).max(65535),
+      username: z.string().min(1).optional(),
+      password: z.string().min(1).optional(),
+    })
+    .optional(),
 });
 
 export const RuntimeConfigSchema = z.strictObject({
@@ -64,11 +93,13 @@ export const RuntimeConfigSchema = z.strictObject({
   /** Increases with every compile; lets the data plane log which config it runs. */
   generation: z.number().int().nonnegative(),
   domains: z.array(RuntimeDomainSchema),
+  policies: z.array(RuntimePolicySchema).default([]),
 });
 export type RuntimeConfig = z.infer<typeof RuntimeConfigSchema>;
 export type RuntimeDomain = z.infer<typeof RuntimeDomainSchema>;
 export type RuntimeUser = z.infer<typeof RuntimeUserSchema>;
 export type RuntimeInbound = z.infer<typeof RuntimeInboundSchema>;
+export type RuntimePolicy = z.infer<typeof RuntimePolicySchema>;
 
 function deepFreeze<T>(value: T): T {
   if (value !== null && typeof value === 'object') {

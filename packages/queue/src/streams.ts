@@ -11,11 +11,22 @@ import {
   type StreamConfig,
 } from '@nats-io/jetstream';
 import { Objm } from '@nats-io/obj';
-import { DEFERRED_SUBJECT_PREFIX, EVENTS_SUBJECT_PREFIX, OUTBOUND_SUBJECT_PREFIX } from './subjects.ts';
+import {
+  DEFERRED_SUBJECT_PREFIX,
+  EVENTS_SUBJECT_PREFIX,
+  OUTBOUND_SHARDS,
+  OUTBOUND_SUBJECT_PREFIX,
+} from './subjects.ts';
 
 export const STREAM_OUTBOUND = 'PETREL_OUTBOUND';
 export const STREAM_EVENTS = 'PETREL_EVENTS';
-export const CONSUMER_DELIVERY = 'delivery';
+/** The single shared consumer of issue 2, replaced by one consumer per shard (deleted on start). */
+export const LEGACY_CONSUMER_DELIVERY = 'delivery';
+
+/** Durable consumer of one outbound shard; only the shard's owner pulls from it (docs/queue-model.md). */
+export function deliveryConsumerName(shard: number): string {
+  return `delivery-${shard}`;
+}
 /** Object store bucket holding bodies too large to travel inline in a queue entry (see message.ts). */
 export const BUCKET_BODIES = 'PETREL_BODIES';
 /** Longer than any entry stays queued, so a body outlives every entry that refers to it. */
@@ -73,14 +84,19 @@ export interface DeliveryConsumerOptions {
   ackWaitMs: number;
 }
 
-export function deliveryConsumerConfig(options: DeliveryConsumerOptions): Partial<ConsumerConfig> {
+export function deliveryConsumerConfig(
+  options: DeliveryConsumerOptions,
+  shard: number,
+): Partial<ConsumerConfig> {
   return {
-    durable_name: CONSUMER_DELIVERY,
+    durable_name: deliveryConsumerName(shard),
     ack_policy: AckPolicy.Explicit,
     deliver_policy: DeliverPolicy.All,
     ack_wait: options.ackWaitMs * NANOS_PER_MS,
     max_deliver: -1,
-    filter_subject: `${OUTBOUND_SUBJECT_PREFIX}.>`,
+    // Bounds what one owner holds per shard; deferred mail is not pending here (it waits as schedules).
+    max_ack_pending: 1_000,
+    filter_subject: `${OUTBOUND_SUBJECT_PREFIX}.${shard}`,
   };
 }
 
@@ -108,20 +124,38 @@ export async function ensureStreams(jsm: JetStreamManager, options: StreamOption
   });
 }
 
-/** Creates the durable delivery consumer or brings its settings up to date (owned by the delivery workers). */
-export async function ensureDeliveryConsumer(
+/**
+ * Creates the per-shard delivery consumers or brings their settings up to date; deletes the
+ * single consumer of earlier releases first (a work-queue stream refuses overlapping consumers;
+ * its unacked entries stay in the stream and come out of the shard consumers).
+ */
+export async function ensureDeliveryConsumers(
   jsm: JetStreamManager,
   options: DeliveryConsumerOptions,
 ): Promise<void> {
-  const config = deliveryConsumerConfig(options);
-  try {
-    await jsm.consumers.info(STREAM_OUTBOUND, CONSUMER_DELIVERY);
-    await jsm.consumers.update(STREAM_OUTBOUND, CONSUMER_DELIVERY, { ack_wait: config.ack_wait });
-  } catch (error) {
-    if (error instanceof JetStreamApiError && error.code === JetStreamApiCodes.ConsumerNotFound) {
-      await jsm.consumers.add(STREAM_OUTBOUND, config);
-      return;
-    }
-    throw error;
-  }
+  await jsm.consumers.delete(STREAM_OUTBOUND, LEGACY_CONSUMER_DELIVERY).catch((error: unknown) => {
+    if (!(error instanceof JetStreamApiError && error.code === JetStreamApiCodes.ConsumerNotFound))
+      throw error;
+  });
+  const existing = new Map<string, ConsumerConfig>();
+  for await (const info of jsm.consumers.list(STREAM_OUTBOUND)) existing.set(info.name, info.config);
+  await Promise.all(
+    Array.from({ length: OUTBOUND_SHARDS }, async (_, shard) => {
+      const config = deliveryConsumerConfig(options, shard);
+      const name = deliveryConsumerName(shard);
+      const current = existing.get(name);
+      if (current === undefined) {
+        await jsm.consumers.add(STREAM_OUTBOUND, config).catch(async (error: unknown) => {
+          // Another worker created it meanwhile.
+          if (!(error instanceof JetStreamApiError)) throw error;
+          await jsm.consumers.info(STREAM_OUTBOUND, name);
+        });
+      } else if (current.ack_wait !== config.ack_wait || current.max_ack_pending !== config.max_ack_pending) {
+        await jsm.consumers.update(STREAM_OUTBOUND, name, {
+          ack_wait: config.ack_wait,
+          max_ack_pending: config.max_ack_pending,
+        });
+      }
+    }),
+  );
 }

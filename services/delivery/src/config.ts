@@ -16,6 +16,9 @@ export const DeliveryConfigSchema = z.strictObject({
   runtimeConfigPath: z.string().min(1),
   /** Deliver every message here instead of routing (local mode --smarthost). */
   smarthost: hostPort.optional(),
+  /** SMTP AUTH at the smarthost (only over TLS; the password from a Secret in a cluster). */
+  smarthostUsername: z.string().default(''),
+  smarthostPassword: z.string().default(''),
   hostname: z.string().min(1).default('localhost'),
   concurrency: z.coerce.number().int().min(1).max(1000).default(32),
   ackWaitMs: z.coerce.number().int().min(1000).default(60_000),
@@ -63,6 +66,8 @@ export const DeliveryConfigSchema = z.strictObject({
     .int()
     .min(0)
     .default(7 * 24 * 3600 * 1000),
+  /** How often shard leases are renewed and rebalanced (their TTL is 15 s; tests shorten this). */
+  leaseRenewMs: z.coerce.number().int().min(200).max(5_000).default(5_000),
   streamReplicas: z.coerce.number().int().min(1).max(5).default(1),
   /** DNS servers (HOST:PORT, comma-separated) for MX/A/AAAA/TXT/TLSA; empty: the system's. */
   dnsServers: z.string().default(''),
@@ -75,6 +80,8 @@ const ENV: Record<keyof DeliveryConfig, string> = {
   natsUrl: 'PETREL_NATS_URL',
   runtimeConfigPath: 'PETREL_RUNTIME_CONFIG',
   smarthost: 'PETREL_SMARTHOST',
+  smarthostUsername: 'PETREL_SMARTHOST_USERNAME',
+  smarthostPassword: 'PETREL_SMARTHOST_PASSWORD',
   hostname: 'PETREL_HOSTNAME',
   concurrency: 'PETREL_DELIVERY_CONCURRENCY',
   ackWaitMs: 'PETREL_ACK_WAIT_MS',
@@ -88,6 +95,7 @@ const ENV: Record<keyof DeliveryConfig, string> = {
   messagesPerConnection: 'PETREL_MESSAGES_PER_CONNECTION',
   connectionIdleMs: 'PETREL_CONNECTION_IDLE_MS',
   streamReplicas: 'PETREL_STREAM_REPLICAS',
+  leaseRenewMs: 'PETREL_LEASE_RENEW_MS',
   dnsServers: 'PETREL_DNS_SERVERS',
   mxPort: 'PETREL_MX_PORT',
 };

@@ -14,11 +14,13 @@ import { connect } from '@nats-io/transport-node';
 import { compileDirectory, writeRuntimeConfig } from '@petrel/operator';
 import { timestampFromDate } from '@petrel/proto';
 import {
-  ensureDeliveryConsumer,
+  deliveryConsumerName,
+  ensureDeliveryConsumers,
   ensureStreams,
   newEnvelope,
   newMessageId,
   publishMessage,
+  shardOf,
 } from '@petrel/queue';
 import { startNats, startSmtpSink, tempDir, waitFor } from '@petrel/test-harness';
 
@@ -30,7 +32,7 @@ test('a worker killed mid-delivery: the message is delivered by the next worker,
   t.after(() => nc.close());
   const jsm = await jetstreamManager(nc);
   await ensureStreams(jsm, { replicas: 1 });
-  await ensureDeliveryConsumer(jsm, { ackWaitMs: 3_000 });
+  await ensureDeliveryConsumers(jsm, { ackWaitMs: 3_000 });
   // The next hop takes 60 s to answer the final dot: the worker is killed while it waits.
   const sink = await startSmtpSink({ behaviour: () => ({ kind: 'slow', delayMs: 60_000 }) });
   t.after(() => sink.close());
@@ -83,7 +85,10 @@ test('a worker killed mid-delivery: the message is delivered by the next worker,
   });
   await waitFor(
     async () =>
-      (await jsm.consumers.info('PETREL_OUTBOUND', 'delivery')).num_ack_pending === 1 ? true : undefined,
+      (await jsm.consumers.info('PETREL_OUTBOUND', deliveryConsumerName(shardOf('dest.example'))))
+        .num_ack_pending === 1
+        ? true
+        : undefined,
     { timeoutMs: 20_000 },
   );
   first.kill('SIGKILL');

@@ -50,10 +50,13 @@ test('the token bucket spaces sends at the rate with a one-second burst', () => 
   assert.equal(bucket.take(0, 2), 0);
   assert.equal(bucket.take(0, 2), 500);
   assert.equal(bucket.take(500, 2), 0);
-  // After a long pause, at most one second's worth of tokens.
+  // After a long pause, a burst of a tenth of a second's worth (at least one message).
   let taken = 0;
   while (bucket.take(60_000, 2) === 0) taken++;
-  assert.equal(taken, 2);
+  assert.equal(taken, 1);
+  taken = 0;
+  while (bucket.take(120_000, 200) === 0) taken++;
+  assert.equal(taken, 20);
 });
 
 test('a dead site is backed off as a whole, doubling to an hour, and one probe decides', () => {

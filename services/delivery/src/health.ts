@@ -69,7 +69,10 @@ export class AdaptiveRate {
   }
 }
 
-/** Token bucket for a destination's rate; the capacity allows a short burst of one second. */
+/**
+ * Token bucket for a destination's rate. The burst it allows is a tenth of a second's worth (at
+ * least one message), so that a destination's rate holds over any few seconds, not just on average.
+ */
 export class TokenBucket {
   #tokens: number;
   #at: number;
@@ -80,7 +83,7 @@ export class TokenBucket {
 
   /** Takes one token at `rate`/s; returns 0 when taken, else the ms to wait for one. */
   take(now: number, rate: number): number {
-    const capacity = Math.max(1, rate);
+    const capacity = Math.max(1, rate / 10);
     this.#tokens = Math.min(capacity, this.#tokens + ((now - this.#at) * rate) / 1000);
     this.#at = now;
     if (this.#tokens >= 1) {
@@ -120,6 +123,11 @@ export class SiteBackoff {
     this.#downUntil = now + pause;
     this.#probing = false;
     return this.#downUntil;
+  }
+
+  /** Whether the site is backed off (or being probed). */
+  get down(): boolean {
+    return this.#failures > 0;
   }
 
   /** A connection succeeded (whatever the replies): the site is up. */

@@ -1,17 +1,22 @@
 // Composition root of the delivery worker: settings, NATS, runtime config, worker.
 
+import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { connect } from '@nats-io/transport-node';
 import { liveDomains } from '@petrel/config';
 import { DnsResolver } from '@petrel/dns';
-import { ensureDeliveryConsumer, ensureStreams } from '@petrel/queue';
+import { ensureDeliveryConsumers, ensureStreams } from '@petrel/queue';
 import { createLogger } from '@petrel/telemetry';
 import { dsnSender } from './bounce.ts';
 import { deliveryConfigFromEnv } from './config.ts';
+import { LEASE_TTL_MS, LEASES_BUCKET } from './leases.ts';
+import { DestinationLimiter } from './limiter.ts';
 import { lookupVia, MtaSts } from './mta-sts.ts';
 import { DESTINATIONS_BUCKET, DestinationControls, serveQueueOperations } from './operations.ts';
+import { ClusterRate, RATES_BUCKET, RATES_TTL_MS } from './rates.ts';
 import { DEFAULT_RETRY_POLICY } from './schedule.ts';
 import { MAX_SUPPRESSION_MS, SUPPRESSIONS_BUCKET, SuppressionList } from './suppressions.ts';
 import { DeliveryWorker } from './worker.ts';
@@ -29,7 +34,7 @@ async function main(): Promise<void> {
   });
   const jsm = await jetstreamManager(nc);
   await ensureStreams(jsm, { replicas: config.streamReplicas });
-  await ensureDeliveryConsumer(jsm, { ackWaitMs: config.ackWaitMs });
+  await ensureDeliveryConsumers(jsm, { ackWaitMs: config.ackWaitMs });
   const js = jetstream(nc);
   const suppressions = new SuppressionList(
     await new Kvm(js).create(SUPPRESSIONS_BUCKET, {
@@ -59,7 +64,24 @@ async function main(): Promise<void> {
     port: config.mtaStsPort,
     ca: tlsCa,
   });
-  const worker = new DeliveryWorker({
+  // Shard ownership and the cluster-wide token batches (docs/queue-model.md); entries expire
+  // unless renewed, so a dead worker's shards come free by themselves.
+  const leases = await new Kvm(js).create(LEASES_BUCKET, {
+    storage: 'memory',
+    replicas: config.streamReplicas,
+    history: 1,
+    ttl: LEASE_TTL_MS,
+  });
+  const rates = await new Kvm(js).create(RATES_BUCKET, {
+    storage: 'memory',
+    replicas: config.streamReplicas,
+    history: 1,
+    ttl: RATES_TTL_MS,
+  });
+  let worker: DeliveryWorker | undefined;
+  const workers = () => worker?.workers ?? 1;
+  const limiter = new DestinationLimiter({ cluster: new ClusterRate({ kv: rates, workers }), workers });
+  worker = new DeliveryWorker({
     js,
     log,
     domains: () => domains.current(),
@@ -75,6 +97,17 @@ async function main(): Promise<void> {
     mtaSts,
     ...(tlsCa === undefined ? {} : { tlsCa }),
     bounces,
+    leases,
+    workerId: `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
+    limiter,
+    ...(config.smarthost !== undefined && config.smarthostUsername !== ''
+      ? {
+          smarthost: {
+            ...config.smarthost,
+            auth: { username: config.smarthostUsername, password: config.smarthostPassword },
+          },
+        }
+      : {}),
   });
   const operations = serveQueueOperations({ nc, js, jsm, controls, log, bounces });
   const running = worker.run();

@@ -38,7 +38,10 @@ export class ConnectionPool {
   }
 
   #host(target: Target): Host {
-    const key = `${target.lmtp ? 'lmtp' : 'smtp'}${target.tls === 'required' ? '+tls' : ''}://${target.host}:${target.port}`;
+    // Connections differ by protocol, TLS demand and AUTH identity: never reuse one for another.
+    const tls = target.tls === undefined ? '' : `+${target.tls}`;
+    const user = target.auth === undefined ? '' : `${encodeURIComponent(target.auth.username)}@`;
+    const key = `${target.lmtp ? 'lmtp' : 'smtp'}${tls}://${user}${target.host}:${target.port}`;
     let host = this.#hosts.get(key);
     if (host === undefined) {
       host = { open: 0, idle: [], waiting: [] };
@@ -72,7 +75,11 @@ export class ConnectionPool {
   /** Gives a connection back after a transaction: kept for reuse when it is still good. */
   release(target: Target, client: SmtpClient): void {
     const host = this.#host(target);
-    if (this.#closed || !client.usable || client.messagesSent >= this.#options.maxMessagesPerConnection) {
+    const max = Math.min(
+      target.maxMessages ?? Number.POSITIVE_INFINITY,
+      this.#options.maxMessagesPerConnection,
+    );
+    if (this.#closed || !client.usable || client.messagesSent >= max) {
       void client.quit().catch(() => undefined);
       this.#gone(host);
       return;

@@ -1,6 +1,20 @@
 import type { DomainIndex } from '@petrel/config';
 import type { Envelope } from '@petrel/proto';
 import { type RouteResolver, resolveRoute } from './mx.ts';
+import type { PolicyIndex } from './policies.ts';
+
+/** SMTP AUTH at a relay host or smarthost (RFC 4954; only over TLS). */
+export interface RelayAuth {
+  readonly username: string;
+  readonly password: string;
+}
+
+/** A relay host: the global smarthost, or a DeliveryPolicy's relay for its destinations. */
+export interface RelayHost {
+  readonly host: string;
+  readonly port: number;
+  readonly auth?: RelayAuth | undefined;
+}
 
 /** One place to connect to: an address (or host name) and port, and the name TLS should verify. */
 export interface Target {
@@ -9,8 +23,14 @@ export interface Target {
   /** The MX (or relay) host name: TLS server name and the Remote-MTA of DSNs. */
   readonly name: string;
   readonly lmtp: boolean;
-  /** 'required': TLS with a certificate valid for `name` (MTA-STS enforce); default opportunistic. */
-  readonly tls?: 'required';
+  /**
+   * 'verified': TLS with a certificate valid for `name` (MTA-STS enforce, policy tls: verified);
+   * 'encrypted': TLS with any certificate; default opportunistic.
+   */
+  readonly tls?: 'verified' | 'encrypted' | undefined;
+  readonly auth?: RelayAuth | undefined;
+  /** Transactions per connection (a DeliveryPolicy's messagesPerConnection). */
+  readonly maxMessages?: number | undefined;
 }
 
 export type Routing =
@@ -27,7 +47,8 @@ export type Routing =
 
 export interface RouterDeps {
   readonly domains: () => DomainIndex;
-  readonly smarthost?: { host: string; port: number } | undefined;
+  readonly smarthost?: RelayHost | undefined;
+  readonly policies?: PolicyIndex | undefined;
   readonly resolver: RouteResolver;
   /** Port of MX hosts: 25, or a loopback test port (local mode --mx-port). */
   readonly mxPort: number;
@@ -35,14 +56,16 @@ export interface RouterDeps {
 }
 
 /**
- * Where an entry goes, in the order to try: the smarthost when one is set; for a managed domain,
+ * Where an entry goes, in the order to try: the smarthost when one is set; the relay host of the
+ * DeliveryPolicy that names the domain; for a managed domain,
  * the inbound routes its MailDomain names (SMTP or LMTP); otherwise the domain's MX hosts
  * (RFC 5321 §5.1), every address of each, in preference order.
  */
 export async function route(envelope: Envelope, deps: RouterDeps): Promise<Routing> {
-  if (deps.smarthost) {
-    const { host, port } = deps.smarthost;
-    return { kind: 'targets', targets: [{ host, port, name: host, lmtp: false }] };
+  const relay = deps.smarthost ?? relayOf(deps.policies?.forDomain(envelope.destinationDomain)?.relay);
+  if (relay) {
+    const { host, port, auth } = relay;
+    return { kind: 'targets', targets: [{ host, port, name: host, lmtp: false, ...(auth ? { auth } : {}) }] };
   }
   const inbound = deps.domains().managed(envelope.destinationDomain)?.inboundRoutes ?? [];
   if (inbound.length > 0) {
@@ -80,4 +103,19 @@ export async function route(envelope: Envelope, deps: RouterDeps): Promise<Routi
         reason: result.reason,
       };
   }
+}
+
+function relayOf(
+  relay:
+    | { host: string; port: number; username?: string | undefined; password?: string | undefined }
+    | undefined,
+): RelayHost | undefined {
+  if (relay === undefined) return undefined;
+  return {
+    host: relay.host,
+    port: relay.port,
+    ...(relay.username !== undefined && relay.password !== undefined
+      ? { auth: { username: relay.username, password: relay.password } }
+      : {}),
+  };
 }

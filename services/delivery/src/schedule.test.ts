@@ -71,6 +71,6 @@ test('the delay DSN goes once, after 4 h, when NOTIFY asks for DELAY (or by poli
 
 test('delay lists parse with units and refuse garbage', () => {
   assert.deepEqual(parseDelays('1m,5m, 4h,30s,1500,2d'), [MIN, 5 * MIN, 4 * H, 30_000, 1500, 48 * H]);
-  assert.throws(() => parseDelays('1m,soon'), /invalid delay "soon"/);
+  assert.throws(() => parseDelays('1m,soon'), /invalid duration "soon"/);
   assert.throws(() => parseDelays('0m'), /must be positive/);
 });

@@ -1,3 +1,5 @@
+import { parseDurations } from '@petrel/config';
+
 /**
  * When a deferred entry is tried next, and when it gives up (docs/queue-model.md, "Outcomes").
  * Pure functions: the worker passes the clock and the random source.
@@ -72,13 +74,4 @@ export function delayNoticeDue(
 }
 
 /** "1m,5m,15m,1h,4h" or plain milliseconds → delays in ms; throws on anything else. */
-export function parseDelays(text: string): number[] {
-  const units: Record<string, number> = { ms: 1, s: 1000, m: MINUTE, h: HOUR, d: 24 * HOUR };
-  return text.split(',').map((part) => {
-    const m = /^\s*(\d+)(ms|s|m|h|d)?\s*$/.exec(part);
-    if (m === null) throw new Error(`invalid delay "${part}" (expected e.g. 30s, 5m, 4h)`);
-    const value = Number(m[1]) * (units[m[2] ?? 'ms'] ?? 1);
-    if (value <= 0) throw new Error(`delay "${part}" must be positive`);
-    return value;
-  });
-}
+export const parseDelays = parseDurations;

@@ -17,7 +17,7 @@ import { freePort } from '@petrel/localenv';
 import { EventKind, timestampFromDate } from '@petrel/proto';
 import {
   decodeEvent,
-  ensureDeliveryConsumer,
+  ensureDeliveryConsumers,
   ensureStreams,
   newEnvelope,
   newMessageId,
@@ -39,6 +39,7 @@ import {
 import { type DsnHook, dsnSender } from './bounce.ts';
 import { DeliveryConfigSchema } from './config.ts';
 import { generateDkimKey } from './dkim.ts';
+import { DestinationLimiter } from './limiter.ts';
 import { lookupVia, MtaSts } from './mta-sts.ts';
 import {
   DESTINATIONS_BUCKET,
@@ -66,7 +67,9 @@ interface Setup {
   ): Promise<string>;
   dns: { host: string; port: number };
   bounces: { messageId: string; failed: FailedRecipient[] }[];
-  events(): Promise<{ kind: EventKind; recipients: string[]; messageId: string; remoteHost: string }[]>;
+  events(): Promise<
+    { kind: EventKind; recipients: string[]; messageId: string; remoteHost: string; error: string }[]
+  >;
   suppressions: SuppressionList;
   /** Sends a queue operation request as an operator's tool would. */
   operate(
@@ -87,6 +90,7 @@ async function setup(
     mtaSts?: MtaSts;
     tlsCa?: Buffer;
     mxPort?: number;
+    policies?: unknown[];
   } = {},
 ): Promise<Setup> {
   const after: After = (fn) => t.after(fn);
@@ -95,7 +99,7 @@ async function setup(
   after(() => nc.close());
   const jsm = await jetstreamManager(nc);
   await ensureStreams(jsm, { replicas: 1 });
-  await ensureDeliveryConsumer(jsm, { ackWaitMs: 10_000 });
+  await ensureDeliveryConsumers(jsm, { ackWaitMs: 10_000 });
   const dns = await startDnsServer({ records, after });
   const port = options.mxPort ?? (await freePort());
   const js = jetstream(nc);
@@ -104,7 +108,10 @@ async function setup(
   after(() => suppressions.stop());
   const bounces: Setup['bounces'] = [];
   const index = new DomainIndex(
-    parseRuntimeConfig({ version: 1, generation: 1, domains: options.domains ?? [] }, 'test'),
+    parseRuntimeConfig(
+      { version: 1, generation: 1, domains: options.domains ?? [], policies: options.policies ?? [] },
+      'test',
+    ),
   );
   const controls = new DestinationControls(await new Kvm(js).create(DESTINATIONS_BUCKET));
   await controls.start();
@@ -158,6 +165,7 @@ async function setup(
     ...(options.mtaSts ? { mtaSts: options.mtaSts } : {}),
     ...(options.tlsCa ? { tlsCa: options.tlsCa } : {}),
     bounces: onBounce,
+    limiter: new DestinationLimiter(),
   });
   const running = worker.run();
   after(async () => {
@@ -212,6 +220,7 @@ async function setup(
           recipients: e.recipients,
           messageId: e.messageId,
           remoteHost: e.remoteHost,
+          error: e.error,
         });
       }
       return out;
@@ -357,7 +366,7 @@ test('queue operations: suspend holds a destination, resume and retry deliver it
   const sink = await sinkOn(t, '127.0.0.9', q.port);
   assert.deepEqual(await q.operate('suspend', { domain: 'OPS.test' }), { ok: true, count: 1 });
   const id = await q.publish('ops.test', ['a@ops.test']);
-  // Held: it goes back to waiting without an attempt (no event, no connection).
+  // Held: it goes back to waiting without an attempt (a "not attempted" event, no connection).
   await waitFor(
     async () => ((await q.operate('retry', { domain: 'ops.test' })).count === 1 ? true : undefined),
     WAIT,
@@ -369,8 +378,15 @@ test('queue operations: suspend holds a destination, resume and retry deliver it
     await q.operate('retry', { domain: 'ops.test' });
     return sink.messages.length > 0 ? true : undefined;
   }, WAIT);
-  const kinds = (await q.events()).filter((e) => e.messageId === id).map((e) => e.kind);
-  assert.deepEqual(kinds, [EventKind.DELIVERED]);
+  const events = (await q.events()).filter((e) => e.messageId === id);
+  assert.equal(events.at(-1)?.kind, EventKind.DELIVERED);
+  const held = events.slice(0, -1);
+  assert.ok(held.length >= 1, 'the hold is on the timeline');
+  for (const e of held) {
+    assert.equal(e.kind, EventKind.DEFERRED);
+    assert.equal(e.remoteHost, '', 'no connection while suspended');
+    assert.match(e.error, /not attempted: destination suspended/);
+  }
 });
 
 test('queue operations: bounce returns deferred mail with a DSN, purge drops it, bad requests are refused', async (t) => {

@@ -1,4 +1,6 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { ConsumerMessages, JetStreamClient, JsMsg } from '@nats-io/jetstream';
+import type { KV } from '@nats-io/kv';
 import { headers as natsHeaders } from '@nats-io/transport-node';
 import type { DomainIndex } from '@petrel/config';
 import {
@@ -13,27 +15,32 @@ import {
   timestampFromDate,
 } from '@petrel/proto';
 import {
-  CONSUMER_DELIVERY,
   DeferHeader,
   decodeEnvelope,
   deferEntry,
+  deliveryConsumerName,
   encodeEnvelope,
   entryDedupeId,
   loadBody,
   newEvent,
+  OUTBOUND_SHARDS,
   publishEvent,
   STREAM_OUTBOUND,
 } from '@petrel/queue';
-import { type DsnNotify, type Reply, SmtpClient, SmtpClientError } from '@petrel/smtp';
+import { type DsnNotify, type Reply, SmtpClient, SmtpClientError, SmtpClientErrorCode } from '@petrel/smtp';
 import { contextFrom, type Logger, tracer } from '@petrel/telemetry';
 import type { DsnHook } from './bounce.ts';
 import type { DeliveryConfig } from './config.ts';
 import { type DkimAlgorithm, signMessage } from './dkim.ts';
+import { isThrottling } from './health.ts';
+import { ShardLeases } from './leases.ts';
+import type { Admission, DestinationLimiter, DestinationLimits } from './limiter.ts';
 import { type MtaSts, mxMatches } from './mta-sts.ts';
 import type { RouteResolver } from './mx.ts';
 import type { DestinationControls } from './operations.ts';
+import { PolicyIndex, type PolicyMatch } from './policies.ts';
 import { ConnectionPool } from './pool.ts';
-import { route } from './router.ts';
+import { type RelayHost, route, type Target } from './router.ts';
 import { delayNoticeDue, type NextStep, nextStep, type RetryPolicy } from './schedule.ts';
 import { type SuppressionList, suppresses } from './suppressions.ts';
 
@@ -50,12 +57,23 @@ export interface WorkerDeps {
   mtaSts?: MtaSts;
   /** Extra CA certificates trusted for TLS to next hops (tests; the system's store otherwise). */
   tlsCa?: string | Buffer;
-  /** Queues the DSN for recipients that failed for good; rejects when it could not. */
   /** Queues DSNs (failures, expiry, and the delay DSN of RFC 3461 NOTIFY=DELAY) before the ack. */
   bounces?: DsnHook;
+  /** Shard ownership bucket (leases.ts); without it the worker consumes every shard (one worker only). */
+  leases?: KV;
+  /** This worker's name in the leases bucket (unique per process). */
+  workerId?: string;
+  /** Ready queues, rate and connection limits, destination health (limiter.ts). */
+  limiter: DestinationLimiter;
+  /** The global smarthost with its AUTH credentials, if any (overrides config.smarthost). */
+  smarthost?: RelayHost;
 }
 
 interface Outcome {
+  /** Targets that could not be connected to (refused, timed out, 4xx greeting, TLS demand unmet). */
+  connectFailures: number;
+  /** A throttling reply at connect (e.g. 421 greeting). */
+  throttledAtConnect: boolean;
   delivered: string[];
   deferred: string[];
   bounced: string[];
@@ -78,6 +96,79 @@ export interface FailedRecipient {
   readonly remoteHost: string;
 }
 
+type Plan =
+  | { readonly kind: 'settled'; readonly outcome: Outcome; readonly match?: PolicyMatch | undefined }
+  | {
+      readonly kind: 'send';
+      readonly targets: readonly Target[];
+      readonly pending: readonly string[];
+      /** The destination whose ready queue and limits apply. */
+      readonly key: string;
+      readonly limits: DestinationLimits;
+      readonly match: PolicyMatch | undefined;
+      readonly outcome: Outcome;
+    };
+
+/** One shard being consumed. */
+interface ShardRun {
+  readonly abort: AbortController;
+  readonly tasks: Set<Promise<void>>;
+  loop: Promise<void>;
+  batch?: ConsumerMessages;
+}
+
+function emptyOutcome(): Outcome {
+  return {
+    connectFailures: 0,
+    throttledAtConnect: false,
+    delivered: [],
+    deferred: [],
+    bounced: [],
+    replies: new Map(),
+    reply: undefined,
+    error: '',
+    remoteHost: '',
+    remoteAddress: '',
+    tlsProtocol: '',
+  };
+}
+
+/** Puts recipients on one outcome list with the reply that decided them. */
+function record(o: Outcome, list: string[], reply: Reply | undefined, recipients: readonly string[]): void {
+  list.push(...recipients);
+  if (reply) for (const r of recipients) o.replies.set(r, reply);
+  o.reply = reply ?? o.reply;
+}
+
+/**
+ * The host did not take a connection at all (refused, timed out, dropped or 4xx at the greeting);
+ * a TLS or AUTH failure is a host that answers, so it does not count towards backing the site off.
+ */
+function unreachable(error: unknown): boolean {
+  if (!(error instanceof SmtpClientError)) return true;
+  switch (error.code) {
+    case SmtpClientErrorCode.Connect:
+    case SmtpClientErrorCode.Timeout:
+    case SmtpClientErrorCode.ConnectionLost:
+      return true;
+    case SmtpClientErrorCode.Rejected:
+      return error.reply === undefined || error.reply.code < 500;
+    default:
+      return false;
+  }
+}
+
+/** A DeliveryPolicy's TLS demand and connection reuse on a target (MTA-STS may raise TLS later). */
+function withPolicy(target: Target, match: PolicyMatch | undefined): Target {
+  const p = match?.policy;
+  if (p === undefined) return target;
+  return {
+    ...target,
+    ...(p.tls === 'opportunistic' ? {} : { tls: p.tls }),
+    ...(p.messagesPerConnection === undefined ? {} : { maxMessages: p.messagesPerConnection }),
+  };
+}
+
 const EVENT_TIMEOUT_MS = 5_000;
 const SUSPENDED_RECHECK_MS = 5 * 60_000;
 
@@ -89,11 +180,18 @@ const SUSPENDED_RECHECK_MS = 5 * 60_000;
  */
 export class DeliveryWorker {
   readonly #deps: WorkerDeps;
-  #messages: ConsumerMessages | undefined;
-  readonly #inFlight = new Set<Promise<void>>();
-  #stopping = false;
-
   readonly #pool: ConnectionPool;
+  readonly #leases: ShardLeases | undefined;
+  readonly #shards = new Map<number, ShardRun>();
+  /** Entries held (waiting or delivering): their ack deadline is extended together. */
+  readonly #held = new Set<JsMsg>();
+  readonly #tasks = new Set<Promise<void>>();
+  /** Entries being worked on, not counting those waiting in a destination's ready queue. */
+  #busy = 0;
+  readonly #roomWaiters: (() => void)[] = [];
+  #keepAlive: NodeJS.Timeout | undefined;
+  #stopping = false;
+  #policies: { config: unknown; index: PolicyIndex } | undefined;
 
   constructor(deps: WorkerDeps) {
     this.#deps = deps;
@@ -110,52 +208,182 @@ export class DeliveryWorker {
           localName: config.hostname,
           protocol: target.lmtp ? 'lmtp' : 'smtp',
           timeouts: { connect: config.connectTimeoutMs },
-          ...(target.tls === 'required' ? { tls: 'required' as const, rejectUnauthorized: true } : {}),
+          ...(target.tls === undefined
+            ? {}
+            : { tls: 'required' as const, rejectUnauthorized: target.tls === 'verified' }),
+          ...(target.auth === undefined ? {} : { auth: target.auth }),
           ...(deps.tlsCa === undefined ? {} : { ca: deps.tlsCa }),
         }),
     });
-  }
-
-  get inFlight(): number {
-    return this.#inFlight.size;
-  }
-
-  async run(): Promise<void> {
-    const { js, config } = this.#deps;
-    const consumer = await js.consumers.get(STREAM_OUTBOUND, CONSUMER_DELIVERY);
-    const messages = await consumer.consume({ max_messages: config.concurrency });
-    this.#messages = messages;
-    for await (const m of messages) {
-      if (this.#stopping) {
-        // Not started: hand it straight back for another worker.
-        m.nak();
-        continue;
-      }
-      const task = this.#handle(m).catch((error: unknown) => {
-        this.#deps.log.error({ err: error, seq: m.seq }, 'delivery task failed; entry will be redelivered');
+    if (deps.leases !== undefined) {
+      this.#leases = new ShardLeases({
+        kv: deps.leases,
+        workerId: deps.workerId ?? `${process.pid}`,
+        shards: OUTBOUND_SHARDS,
+        renewMs: config.leaseRenewMs,
+        acquired: (shard) => this.#startShard(shard),
+        released: (shard) => this.#stopShard(shard),
+        log: deps.log,
       });
-      this.#inFlight.add(task);
-      void task.finally(() => this.#inFlight.delete(task));
-      while (this.#inFlight.size >= config.concurrency) await Promise.race(this.#inFlight);
     }
   }
 
-  /** Stops taking entries and waits for deliveries in progress (up to graceMs). */
+  /** Entries held now (waiting for their destination or being delivered). */
+  get inFlight(): number {
+    return this.#held.size;
+  }
+
+  /** Shards this worker consumes now. */
+  get shards(): readonly number[] {
+    return [...this.#shards.keys()].sort((a, b) => a - b);
+  }
+
+  /** Live workers sharing the queue (for limits divided among them). */
+  get workers(): number {
+    return this.#leases?.workers ?? 1;
+  }
+
+  /** Claims shards and consumes them until stop(). */
+  async run(): Promise<void> {
+    const every = Math.max(1000, this.#deps.config.ackWaitMs / 3);
+    this.#keepAlive = setInterval(() => {
+      for (const m of this.#held) m.working();
+    }, every);
+    if (this.#leases === undefined) {
+      for (let shard = 0; shard < OUTBOUND_SHARDS; shard++) this.#startShard(shard);
+    } else {
+      await this.#leases.start();
+    }
+  }
+
+  /** Stops taking entries, hands the shards back and waits for deliveries in progress (up to graceMs). */
   async stop(graceMs: number): Promise<void> {
     this.#stopping = true;
-    await this.#messages?.close();
     let timer: NodeJS.Timeout | undefined;
+    const handBack = this.#leases
+      ? this.#leases.stop()
+      : Promise.all([...this.#shards.keys()].map((s) => this.#stopShard(s)));
     await Promise.race([
-      Promise.all(this.#inFlight),
+      handBack,
       new Promise<void>((resolve) => {
         timer = setTimeout(resolve, graceMs);
       }),
     ]);
     clearTimeout(timer);
+    clearInterval(this.#keepAlive);
     await this.#pool.close();
   }
 
-  async #handle(m: JsMsg): Promise<void> {
+  #startShard(shard: number): void {
+    if (this.#shards.has(shard)) return;
+    const run: ShardRun = { abort: new AbortController(), tasks: new Set(), loop: Promise.resolve() };
+    run.loop = this.#consume(shard, run).catch((error: unknown) => {
+      this.#deps.log.error({ err: error, shard }, 'shard consumer failed');
+    });
+    this.#shards.set(shard, run);
+  }
+
+  /** Stops pulling the shard; entries still waiting go back (nak) for the next owner; deliveries finish. */
+  async #stopShard(shard: number): Promise<void> {
+    const run = this.#shards.get(shard);
+    if (run === undefined) return;
+    this.#shards.delete(shard);
+    run.abort.abort(new Error('shard released'));
+    run.batch?.stop();
+    await run.loop;
+    await Promise.all(run.tasks);
+  }
+
+  async #consume(shard: number, run: ShardRun): Promise<void> {
+    const signal = run.abort.signal;
+    let pause = 250;
+    while (!signal.aborted) {
+      try {
+        await this.#pull(shard, run);
+      } catch (error) {
+        if (signal.aborted) break;
+        // NATS restarting, a leader election, the consumer being recreated: keep the shard, retry.
+        this.#deps.log.warn({ err: error, shard }, 'shard consumer interrupted; pulling again');
+        await sleep(pause, undefined, { signal }).catch(() => undefined);
+        pause = Math.min(pause * 2, 5_000);
+      }
+    }
+  }
+
+  async #pull(shard: number, run: ShardRun): Promise<void> {
+    const { js, config } = this.#deps;
+    const consumer = await js.consumers.get(STREAM_OUTBOUND, deliveryConsumerName(shard));
+    const signal = run.abort.signal;
+    while (!signal.aborted) {
+      await this.#room(signal);
+      if (signal.aborted) break;
+      const batch = await consumer.fetch({
+        max_messages: Math.max(1, Math.min(64, config.concurrency - this.#busy)),
+        expires: 5_000,
+      });
+      run.batch = batch;
+      for await (const m of batch) {
+        if (signal.aborted || this.#stopping) {
+          m.nak(); // not started: straight to the next owner
+          continue;
+        }
+        this.#busy++;
+        this.#held.add(m);
+        const task = this.#handle(m, signal)
+          .catch((error: unknown) => {
+            if (signal.aborted) {
+              m.nak();
+              return;
+            }
+            this.#deps.log.error(
+              { err: error, seq: m.seq },
+              'delivery task failed; entry will be redelivered',
+            );
+          })
+          .finally(() => {
+            this.#held.delete(m);
+            this.#idle();
+          });
+        run.tasks.add(task);
+        void task.finally(() => run.tasks.delete(task));
+      }
+    }
+  }
+
+  /** Resolves when fewer than `concurrency` entries are being worked on. */
+  async #room(signal: AbortSignal): Promise<void> {
+    while (this.#busy >= this.#deps.config.concurrency && !signal.aborted) {
+      await new Promise<void>((resolve) => {
+        this.#roomWaiters.push(resolve);
+        signal.addEventListener('abort', () => resolve(), { once: true });
+      });
+    }
+  }
+
+  #idle(): void {
+    this.#busy--;
+    this.#roomWaiters.shift()?.();
+  }
+
+  /** Waiting in a ready queue does not count against the worker's concurrency. */
+  async #admit(key: string, limits: DestinationLimits, signal: AbortSignal): Promise<Admission> {
+    this.#idle();
+    try {
+      return await this.#deps.limiter.admit(key, limits, signal);
+    } finally {
+      this.#busy++;
+    }
+  }
+
+  #policyIndex(): PolicyIndex {
+    const config = this.#deps.domains().config;
+    if (this.#policies?.config !== config) {
+      this.#policies = { config, index: new PolicyIndex(config.policies) };
+    }
+    return this.#policies.index;
+  }
+
+  async #handle(m: JsMsg, signal: AbortSignal): Promise<void> {
     const envelope = decodeEnvelope(m.data);
     // Attempts made before this entry was (re)scheduled, plus this one; a redelivery after a
     // worker died counts as an attempt too.
@@ -165,53 +393,131 @@ export class DeliveryWorker {
       // Suspended by an operator: back to waiting, not counted as an attempt; looked at again
       // at the end of the suspension or in 5 minutes, whichever comes first.
       const at = new Date(Math.min(until.getTime(), Date.now() + SUSPENDED_RECHECK_MS));
-      await deferEntry(this.#deps.js, {
-        messageId: envelope.messageId,
-        destinationDomain: envelope.destinationDomain,
-        payload: m.data,
-        ...(m.headers ? { headers: m.headers } : {}),
-        attempt: attempt - 1,
-        at,
-        timeoutMs: EVENT_TIMEOUT_MS,
-        dedupeId: `${entryDedupeId(envelope.messageId, envelope.destinationDomain)}.s${Date.now()}`,
-      });
-      await m.ackAck();
+      await this.#redefer(m, envelope, attempt, at, 'destination suspended');
       return;
     }
     const parent = contextFrom(envelope.trace);
     await tracer.startActiveSpan('smtp.deliver', {}, parent, async (span) => {
-      span.setAttribute('petrel.message_id', envelope.messageId);
-      span.setAttribute('petrel.attempt', attempt);
-      const started = Date.now();
-      const keepAlive = setInterval(() => m.working(), Math.max(1000, this.#deps.config.ackWaitMs / 3));
-      let outcome: Outcome;
       try {
-        outcome = await this.#attempt(envelope);
+        span.setAttribute('petrel.message_id', envelope.messageId);
+        span.setAttribute('petrel.attempt', attempt);
+        const started = Date.now();
+        const plan = await this.#plan(envelope);
+        let outcome: Outcome;
+        let policy = plan.match?.policy;
+        if (plan.kind === 'settled') {
+          outcome = plan.outcome;
+        } else {
+          const sender = this.#senderLimit(envelope);
+          if (sender !== undefined) {
+            const a = await this.#admit(sender.key, sender.limits, signal);
+            if (a.kind === 'defer') {
+              await this.#redefer(m, envelope, attempt, a.at, `sender ${a.reason}`);
+              return;
+            }
+            a.release(); // a rate only: nothing to hold
+          }
+          const admission = await this.#admit(plan.key, plan.limits, signal);
+          if (admission.kind === 'defer') {
+            await this.#redefer(m, envelope, attempt, admission.at, admission.reason);
+            return;
+          }
+          try {
+            outcome = await this.#send(envelope, plan.targets, plan.pending, plan.outcome);
+          } finally {
+            admission.release();
+          }
+          this.#feedback(plan.key, outcome, plan.targets.length);
+          policy = plan.match?.policy;
+        }
+        await this.#settle(m, envelope, attempt, outcome, Date.now() - started, policy?.retryDelaysMs);
       } finally {
-        clearInterval(keepAlive);
+        span.end();
       }
-      await this.#settle(m, envelope, attempt, outcome, Date.now() - started);
-      span.end();
     });
   }
 
-  async #attempt(envelope: Envelope): Promise<Outcome> {
-    const outcome: Outcome = {
-      delivered: [],
-      deferred: [],
-      bounced: [],
-      replies: new Map(),
-      reply: undefined,
-      error: '',
-      remoteHost: '',
-      remoteAddress: '',
-      tlsProtocol: '',
+  /**
+   * Re-defers an entry that was not attempted (suspended, destination backed off or its queue
+   * full): no attempt counted. Past its lifetime it is settled as a failed attempt instead, so
+   * that it expires with a DSN rather than waiting forever.
+   */
+  async #redefer(m: JsMsg, envelope: Envelope, attempt: number, at: Date, reason: string): Promise<void> {
+    const expiresAt = this.#expiresAt(envelope);
+    if (at.getTime() >= expiresAt.getTime()) {
+      const outcome = emptyOutcome();
+      const reply = localReply(451, '4.4.1', `Not attempted: ${reason}`);
+      outcome.deferred.push(...envelope.recipients.map((r) => r.address));
+      for (const r of outcome.deferred) outcome.replies.set(r, reply);
+      outcome.reply = reply;
+      outcome.error = reason;
+      await this.#settle(m, envelope, attempt, outcome, 0, undefined);
+      return;
+    }
+    await deferEntry(this.#deps.js, {
+      messageId: envelope.messageId,
+      destinationDomain: envelope.destinationDomain,
+      payload: m.data,
+      ...(m.headers ? { headers: m.headers } : {}),
+      attempt: attempt - 1,
+      at,
+      timeoutMs: EVENT_TIMEOUT_MS,
+      dedupeId: `${entryDedupeId(envelope.messageId, envelope.destinationDomain)}.s${Date.now()}`,
+    });
+    // Recorded (for the message's timeline) but not counted as an attempt.
+    const held = emptyOutcome();
+    held.error = `not attempted: ${reason}; next look at ${at.toISOString()}`;
+    await this.#event(
+      envelope,
+      attempt - 1,
+      held,
+      0,
+      EventKind.DEFERRED,
+      envelope.recipients.map((r) => r.address),
+      `held.${Date.now()}`,
+    );
+    await m.ackAck();
+  }
+
+  #expiresAt(envelope: Envelope): Date {
+    const received = envelope.receivedAt ? timestampDate(envelope.receivedAt) : new Date();
+    return new Date(received.getTime() + this.#lifetimeMs(envelope));
+  }
+
+  /** The sender MailDomain's queue lifetime, else the worker's. */
+  #lifetimeMs(envelope: Envelope): number {
+    const own = envelope.senderDomain
+      ? this.#deps.domains().managed(envelope.senderDomain)?.outbound.queueLifetimeMs
+      : undefined;
+    return own ?? this.#deps.retryPolicy.lifetimeMs;
+  }
+
+  /** The sender MailDomain's outbound rate (fairness between tenants), shared by the cluster. */
+  #senderLimit(envelope: Envelope): { key: string; limits: DestinationLimits } | undefined {
+    if (!envelope.senderDomain) return undefined;
+    const rate = this.#deps.domains().managed(envelope.senderDomain)?.outbound.ratePerSecond;
+    if (rate === undefined) return undefined;
+    return {
+      key: `sender:${envelope.senderDomain.toLowerCase()}`,
+      limits: { ratePerSecond: rate, adaptive: false, shared: true },
     };
-    const all = (list: string[], reply: Reply | undefined, recipients: readonly string[]) => {
-      list.push(...recipients);
-      if (reply) for (const r of recipients) outcome.replies.set(r, reply);
-      outcome.reply = reply ?? outcome.reply;
-    };
+  }
+
+  /** Throttling replies lower the destination's rate; a destination none of whose hosts answered is backed off. */
+  #feedback(key: string, o: Outcome, targets: number): void {
+    const limiter = this.#deps.limiter;
+    if (o.connectFailures >= targets && targets > 0) limiter.allHostsFailed(key);
+    else if (o.remoteHost !== '') limiter.up(key);
+    const replies = [...o.replies.values(), ...(o.reply ? [o.reply] : [])];
+    if (replies.some(isThrottling) || o.throttledAtConnect) limiter.throttled(key);
+  }
+
+  /**
+   * Everything decided before a connection: suppressed recipients, the route (MX, relay, inbound
+   * route), the MTA-STS policy, the DeliveryPolicy and with it the destination's limits.
+   */
+  async #plan(envelope: Envelope): Promise<Plan> {
+    const outcome = emptyOutcome();
     let pending = envelope.recipients.map((r) => r.address);
     // Suppressed recipients bounce without a connection attempt.
     if (this.#deps.suppressions !== undefined && this.#deps.config.suppressionMs > 0) {
@@ -220,53 +526,79 @@ export class DeliveryWorker {
         const s = this.#deps.suppressions.get(address);
         if (s === undefined) left.push(address);
         else
-          all(
+          record(
+            outcome,
             outcome.bounced,
             localReply(550, s.status, `Recipient suppressed until ${s.expiresAt}: ${s.reason}`),
             [address],
           );
       }
       pending = left;
-      if (pending.length === 0) return outcome;
+      if (pending.length === 0) return { kind: 'settled', outcome };
     }
+    const policies = this.#policyIndex();
     const routing = await route(envelope, {
       domains: this.#deps.domains,
-      smarthost: this.#deps.config.smarthost,
+      smarthost: this.#deps.smarthost ?? this.#deps.config.smarthost,
+      policies,
       resolver: this.#deps.resolver,
       mxPort: this.#deps.config.mxPort,
     });
     if (routing.kind === 'fail') {
       const reply = localReply(routing.code, routing.status, routing.reason);
-      all(routing.permanent ? outcome.bounced : outcome.deferred, reply, pending);
+      record(outcome, routing.permanent ? outcome.bounced : outcome.deferred, reply, pending);
       outcome.error = routing.reason;
-      return outcome;
+      return { kind: 'settled', outcome };
     }
-    let targets = routing.targets;
+    const match = policies.match(
+      envelope.destinationDomain,
+      routing.viaMx === true ? routing.targets.map((t) => t.name) : [],
+    );
+    let targets = routing.targets.map((t) => withPolicy(t, match));
     if (routing.viaMx === true && this.#deps.mtaSts !== undefined) {
       const policy = await this.#deps.mtaSts.policy(envelope.destinationDomain).catch(() => undefined);
       if (policy?.mode === 'enforce') {
         // RFC 8461 §5: only MX hosts the policy names, only over validated TLS; else defer.
         targets = targets
           .filter((t) => mxMatches(policy.mx, t.name))
-          .map((t) => ({ ...t, tls: 'required' as const }));
+          .map((t) => ({ ...t, tls: 'verified' as const }));
         if (targets.length === 0) {
           const reply = localReply(
             451,
             '4.7.5',
             `MTA-STS policy ${policy.id}: no MX host of ${envelope.destinationDomain} matches it`,
           );
-          all(outcome.deferred, reply, pending);
+          record(outcome, outcome.deferred, reply, pending);
           outcome.error = reply.lines[0] as string;
-          return outcome;
+          return { kind: 'settled', outcome, match };
         }
       }
     }
+    const p = match?.policy;
+    const limits: DestinationLimits = {
+      ratePerSecond: p?.ratePerSecond,
+      maxConnections: p?.maxConnections,
+      adaptive: p?.adaptive ?? false,
+      shared: match?.scope === 'rollup',
+    };
+    const key =
+      match?.scope === 'rollup' ? `rollup:${match.policy.source}` : `domain:${envelope.destinationDomain}`;
+    return { kind: 'send', targets, pending, key, limits, match, outcome };
+  }
+
+  /** One attempt over the planned targets; `outcome` may already hold the suppressed recipients. */
+  async #send(
+    envelope: Envelope,
+    targets: readonly Target[],
+    pending: readonly string[],
+    outcome: Outcome,
+  ): Promise<Outcome> {
     let body: Buffer;
     try {
       body = await loadBody(this.#deps.js, envelope);
       outcome.body = body;
     } catch (error) {
-      all(outcome.deferred, undefined, pending);
+      record(outcome, outcome.deferred, undefined, pending);
       outcome.error = error instanceof Error ? error.message : String(error);
       return outcome;
     }
@@ -279,6 +611,10 @@ export class DeliveryWorker {
       try {
         client = await this.#pool.acquire(target);
       } catch (error) {
+        if (unreachable(error)) outcome.connectFailures++;
+        if (error instanceof SmtpClientError && error.reply !== undefined && isThrottling(error.reply)) {
+          outcome.throttledAtConnect = true;
+        }
         failures.push(
           `${target.name}[${target.host}]:${target.port}: ${error instanceof Error ? error.message : String(error)}`,
         );
@@ -317,7 +653,7 @@ export class DeliveryWorker {
               : r.status === 'failed'
                 ? outcome.bounced
                 : outcome.deferred;
-          all(list, r.reply, [r.address]);
+          record(outcome, list, r.reply, [r.address]);
         }
         this.#pool.release(target, client);
       } catch (error) {
@@ -326,7 +662,8 @@ export class DeliveryWorker {
         // Lost mid-transaction: whatever the next hop did not confirm is deferred (it may arrive
         // twice — the one duplicate SMTP cannot avoid).
         const done = new Set([...outcome.delivered, ...outcome.bounced]);
-        all(
+        record(
+          outcome,
           outcome.deferred,
           e?.reply,
           pending.filter((a) => !done.has(a)),
@@ -335,46 +672,27 @@ export class DeliveryWorker {
       }
       return outcome;
     }
-    all(outcome.deferred, undefined, pending);
+    record(outcome, outcome.deferred, undefined, pending);
     outcome.error = `no host took the connection: ${failures.join('; ')}`;
     return outcome;
   }
 
-  async #settle(m: JsMsg, envelope: Envelope, attempt: number, o: Outcome, durationMs: number) {
+  async #settle(
+    m: JsMsg,
+    envelope: Envelope,
+    attempt: number,
+    o: Outcome,
+    durationMs: number,
+    retryDelaysMs: readonly number[] | undefined,
+  ) {
+    const retryPolicy: RetryPolicy = {
+      ...this.#deps.retryPolicy,
+      ...(retryDelaysMs === undefined ? {} : { delaysMs: retryDelaysMs }),
+      lifetimeMs: this.#lifetimeMs(envelope),
+    };
     const { js, log } = this.#deps;
-    const base = {
-      messageId: envelope.messageId,
-      destinationDomain: envelope.destinationDomain,
-      at: timestampFromDate(new Date()),
-      attempt,
-      remoteHost: o.remoteHost,
-      remoteAddress: o.remoteAddress,
-      tlsProtocol: o.tlsProtocol,
-      durationMs: BigInt(durationMs),
-      trace: envelope.trace,
-      error: o.error,
-    };
-    const emit = async (kind: EventKind, recipients: string[], suffix: string) => {
-      if (recipients.length === 0) return;
-      const reply = o.replies.get(recipients[0] as string) ?? o.reply;
-      await publishEvent(
-        js,
-        newEvent({
-          ...base,
-          kind,
-          recipients,
-          reply: reply
-            ? create(SmtpReplySchema, {
-                code: reply.code,
-                enhanced: reply.enhanced ?? '',
-                text: reply.lines.join(' '),
-              })
-            : undefined,
-          eventId: `${envelope.messageId}.${envelope.destinationDomain}.${attempt}.${suffix}`,
-        }),
-        { timeoutMs: EVENT_TIMEOUT_MS },
-      ).catch((error: unknown) => log.warn({ err: error }, 'event publish failed'));
-    };
+    const emit = (kind: EventKind, recipients: string[], suffix: string) =>
+      this.#event(envelope, attempt, o, durationMs, kind, recipients, suffix);
     const logFields = {
       messageId: envelope.messageId,
       domain: envelope.destinationDomain,
@@ -386,7 +704,7 @@ export class DeliveryWorker {
     let expired: string[] = [];
     let step: NextStep | undefined;
     if (o.deferred.length > 0) {
-      step = nextStep(this.#deps.retryPolicy, {
+      step = nextStep(retryPolicy, {
         attempts: attempt,
         receivedAt: envelope.receivedAt ? timestampDate(envelope.receivedAt) : now,
         now,
@@ -432,11 +750,11 @@ export class DeliveryWorker {
     const receivedAt = envelope.receivedAt ? timestampDate(envelope.receivedAt) : now;
     const alreadyNotified = m.headers?.get(DeferHeader.delayNotified) === '1';
     const delayed = remaining.filter((r) =>
-      delayNoticeDue(this.#deps.retryPolicy, { receivedAt, now, alreadyNotified, notify: r.notify }),
+      delayNoticeDue(retryPolicy, { receivedAt, now, alreadyNotified, notify: r.notify }),
     );
     if (delayed.length > 0 && this.#deps.bounces !== undefined) {
       // RFC 3461 NOTIFY=DELAY: one delay DSN per entry, marked so that it is never sent twice.
-      const until = new Date(receivedAt.getTime() + this.#deps.retryPolicy.lifetimeMs);
+      const until = new Date(receivedAt.getTime() + retryPolicy.lifetimeMs);
       await this.#deps.bounces(
         envelope,
         this.#failedRecipients(
@@ -462,6 +780,46 @@ export class DeliveryWorker {
     });
     log.info({ ...logFields, recipients: remaining.length, retryAt: step.at.toISOString() }, 'deferred');
     await m.ackAck();
+  }
+
+  /** Publishes one delivery event (proto/petrel/v1/event.proto); a failure is logged, not fatal. */
+  async #event(
+    envelope: Envelope,
+    attempt: number,
+    o: Outcome,
+    durationMs: number,
+    kind: EventKind,
+    recipients: string[],
+    suffix: string,
+  ): Promise<void> {
+    if (recipients.length === 0) return;
+    const reply = o.replies.get(recipients[0] as string) ?? o.reply;
+    await publishEvent(
+      this.#deps.js,
+      newEvent({
+        messageId: envelope.messageId,
+        destinationDomain: envelope.destinationDomain,
+        at: timestampFromDate(new Date()),
+        attempt,
+        remoteHost: o.remoteHost,
+        remoteAddress: o.remoteAddress,
+        tlsProtocol: o.tlsProtocol,
+        durationMs: BigInt(durationMs),
+        trace: envelope.trace,
+        error: o.error,
+        kind,
+        recipients,
+        reply: reply
+          ? create(SmtpReplySchema, {
+              code: reply.code,
+              enhanced: reply.enhanced ?? '',
+              text: reply.lines.join(' '),
+            })
+          : undefined,
+        eventId: `${envelope.messageId}.${envelope.destinationDomain}.${attempt}.${suffix}`,
+      }),
+      { timeoutMs: EVENT_TIMEOUT_MS },
+    ).catch((error: unknown) => this.#deps.log.warn({ err: error }, 'event publish failed'));
   }
 
   /**
