@@ -5,10 +5,12 @@
  */
 import type { JetStreamClient } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
+import type { DomainIndex } from '@petrel/config';
 import { composeDsn, originalFromEnvelope, shouldSendDsn } from '@petrel/dsn';
 import { type Envelope, timestampFromDate } from '@petrel/proto';
 import { loadBody, newEnvelope, newMessageId, publishMessage } from '@petrel/queue';
 import type { Logger } from '@petrel/telemetry';
+import { type DkimAlgorithm, signMessage } from './dkim.ts';
 
 import type { FailedRecipient } from './worker.ts';
 
@@ -18,6 +20,27 @@ export interface BounceDeps {
   /** Reporting-MTA and the DSN's From domain. */
   hostname: string;
   log: Logger;
+  /** Managed domains, for the DKIM keys the DSN is signed with. */
+  domains?: () => DomainIndex;
+}
+
+/**
+ * The domain whose keys sign a DSN: the managed domain of its From address (MAILER-DAEMON@ our
+ * host name, or the nearest managed parent of it), else the original sender's managed domain.
+ */
+function dsnSigner(
+  index: DomainIndex,
+  hostname: string,
+  senderDomain: string,
+): { domain: string; keys: { selector: string; algorithm: string; privateKeyPem: string }[] } | undefined {
+  const labels = hostname.toLowerCase().split('.');
+  const candidates = labels.slice(0, -1).map((_, i) => labels.slice(i).join('.'));
+  if (senderDomain) candidates.push(senderDomain.toLowerCase());
+  for (const domain of candidates) {
+    const keys = index.managed(domain)?.dkimKeys ?? [];
+    if (keys.length > 0) return { domain, keys: [...keys] };
+  }
+  return undefined;
 }
 
 /** What a DSN reports beyond its recipients; the original message when the caller has it. */
@@ -51,7 +74,7 @@ export function dsnSender(deps: BounceDeps): DsnHook {
     if (reported.length === 0) return;
     const orcptOf = new Map(envelope.recipients.map((r) => [r.address, r.orcpt]));
     const now = new Date();
-    const { message: dsn } = composeDsn({
+    const { message: composed } = composeDsn({
       ...originalFromEnvelope(envelope),
       reportingMta: deps.hostname,
       original: body,
@@ -69,6 +92,21 @@ export function dsnSender(deps: BounceDeps): DsnHook {
         willRetryUntil: action === 'delayed' ? willRetryUntil : undefined,
       })),
     });
+    let dsn = composed;
+    const signer = deps.domains ? dsnSigner(deps.domains(), deps.hostname, envelope.senderDomain) : undefined;
+    if (signer !== undefined) {
+      try {
+        dsn = signMessage(
+          composed,
+          signer.keys.map((k) => ({ ...k, algorithm: k.algorithm as DkimAlgorithm, domain: signer.domain })),
+        );
+      } catch (error) {
+        deps.log.warn(
+          { err: error, domain: signer.domain },
+          'DKIM signing of a DSN failed; sending it unsigned',
+        );
+      }
+    }
     const messageId = newMessageId();
     const at = envelope.sender.lastIndexOf('@');
     const destinationDomain = envelope.sender.slice(at + 1).toLowerCase();

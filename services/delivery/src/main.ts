@@ -56,7 +56,7 @@ async function main(): Promise<void> {
     }),
   );
   await controls.start();
-  const bounces = dsnSender({ js, nc, hostname: config.hostname, log });
+  const bounces = dsnSender({ js, nc, hostname: config.hostname, log, domains: () => domains.current() });
   const tlsCa = config.tlsCaFile === '' ? undefined : await readFile(config.tlsCaFile);
   const mtaSts = new MtaSts({
     txt: (name) => resolver.txt(name),

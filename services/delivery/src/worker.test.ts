@@ -78,6 +78,25 @@ interface Setup {
   ): Promise<{ ok: boolean; count?: number; code?: string; error?: string }>;
 }
 
+/** A runtime-config domain with outbound DKIM keys and nothing else. */
+function managedDomain(
+  domain: string,
+  dkimKeys: { selector: string; algorithm: string; privateKeyPem: string }[],
+): unknown {
+  return {
+    source: `default/${domain}`,
+    domain,
+    inboundRoutes: [],
+    users: [],
+    inbound: {
+      checks: { spf: false, dkim: false, dmarc: false, arc: false, dmarcReject: false },
+      greylisting: { enabled: false, delaySeconds: 300, expireSeconds: 3600 },
+      tarpit: { enabled: false, delayMs: 0 },
+    },
+    dkimKeys,
+  };
+}
+
 async function setup(
   t: { after: After },
   records: DnsRecord[],
@@ -119,6 +138,7 @@ async function setup(
   const dsn = dsnSender({
     js,
     nc,
+    domains: () => index,
     hostname: 'worker.test',
     log: createLogger('dsn-test', { level: 'silent' }),
   });
@@ -433,7 +453,8 @@ test('queue operations: bounce returns deferred mail with a DSN, purge drops it,
   }
 });
 
-test('a refused recipient gets the sender an RFC 3464 DSN from the null sender, delivered to the sender’s MX', async (t) => {
+test('a refused recipient gets the sender a DKIM-signed RFC 3464 DSN from the null sender, delivered to the sender’s MX', async (t) => {
+  const ed = await generateDkimKey('ed25519-sha256');
   const q = await setup(
     t,
     [
@@ -441,8 +462,17 @@ test('a refused recipient gets the sender an RFC 3464 DSN from the null sender, 
       { type: 'A', name: 'mx.refusing.test', address: '127.0.0.11' },
       { type: 'MX', name: 'origin.example', exchange: 'mx.origin.example', priority: 10 },
       { type: 'A', name: 'mx.origin.example', address: '127.0.0.12' },
+      { type: 'TXT', name: 'dsn._domainkey.worker.test', value: ed.txt },
     ],
-    { realDsn: true },
+    {
+      realDsn: true,
+      // The relay's own host name is a managed domain with a key: it signs the DSNs it sends.
+      domains: [
+        managedDomain('worker.test', [
+          { selector: 'dsn', algorithm: 'ed25519-sha256', privateKeyPem: ed.privateKeyPem },
+        ]),
+      ],
+    },
   );
   await sinkOn(t, '127.0.0.11', q.port, () => ({
     kind: 'permfail',
@@ -460,6 +490,12 @@ test('a refused recipient gets the sender an RFC 3464 DSN from the null sender, 
   assert.match(text, /Diagnostic-Code: smtp; 550 5\.1\.1 no such user here/);
   assert.match(text, /Remote-MTA: dns; mx\.refusing\.test/);
   assert.match(text, /Subject: will bounce/);
+  assert.match(text, /From: Mail Delivery System <MAILER-DAEMON@worker\.test>/);
+  const verified = await verifyWithDkimpy(dsn?.data ?? Buffer.alloc(0), q.dns);
+  assert.deepEqual(
+    verified.results.map((r) => [r.algorithm, r.selector, r.ok]),
+    [['ed25519-sha256', 'dsn', true]],
+  );
 });
 
 test('NOTIFY=DELAY: one delay DSN while the message keeps being retried, never a second', async (t) => {
@@ -504,21 +540,10 @@ test('mail from a managed sender domain is DKIM-signed with its RSA and Ed25519 
     ],
     {
       domains: [
-        {
-          source: 'default/origin',
-          domain: 'origin.example',
-          inboundRoutes: [],
-          users: [],
-          inbound: {
-            checks: { spf: false, dkim: false, dmarc: false, arc: false, dmarcReject: false },
-            greylisting: { enabled: false, delaySeconds: 300, expireSeconds: 3600 },
-            tarpit: { enabled: false, delayMs: 0 },
-          },
-          dkimKeys: [
-            { selector: 'r2026', algorithm: 'rsa-sha256', privateKeyPem: rsa.privateKeyPem },
-            { selector: 'e2026', algorithm: 'ed25519-sha256', privateKeyPem: ed.privateKeyPem },
-          ],
-        },
+        managedDomain('origin.example', [
+          { selector: 'r2026', algorithm: 'rsa-sha256', privateKeyPem: rsa.privateKeyPem },
+          { selector: 'e2026', algorithm: 'ed25519-sha256', privateKeyPem: ed.privateKeyPem },
+        ]),
       ],
     },
   );
