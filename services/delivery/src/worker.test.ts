@@ -64,6 +64,7 @@ interface Setup {
     body?: string,
     notify?: string[],
     senderDomain?: string,
+    smtputf8?: boolean,
   ): Promise<string>;
   dns: { host: string; port: number };
   bounces: { messageId: string; failed: FailedRecipient[] }[];
@@ -203,6 +204,7 @@ async function setup(
       body = 'Subject: test\r\n\r\nhello\r\n',
       notify = [],
       senderDomain = '',
+      smtputf8 = false,
     ) {
       const messageId = newMessageId();
       await publishMessage(js, nc, {
@@ -215,6 +217,7 @@ async function setup(
             recipients: recipients.map((address) => ({ address, notify })),
             receivedAt: timestampFromDate(new Date()),
             senderDomain,
+            smtputf8,
           }),
         ],
         body: Buffer.from(body),
@@ -356,6 +359,33 @@ test('partial failure: delivered, deferred and refused recipients of one transac
   const local = await waitFor(() => q.bounces.find((b) => b.messageId === next), WAIT);
   assert.match(local.failed[0]?.reply?.lines.join(' ') ?? '', /suppressed/);
   assert.equal(sink.connections, before, 'no connection for a suppressed recipient');
+});
+
+test('a message that needs SMTPUTF8, to a server without it: bounced with 5.6.7, nothing sent (RFC 6531 §3.7.4.1)', async (t) => {
+  const q = await setup(t, [
+    { type: 'MX', name: 'old.test', exchange: 'mx.old.test', priority: 10 },
+    { type: 'A', name: 'mx.old.test', address: '127.0.0.16' },
+  ]);
+  const sink = await startSmtpSink({ host: '127.0.0.16', port: q.port, noSmtpUtf8: true });
+  t.after(() => sink.close());
+  const id = await q.publish(
+    'old.test',
+    ['josé@old.test'],
+    'Subject: =?utf-8?q?caf=C3=A9?=\r\n\r\nolá\r\n',
+    [],
+    '',
+    true,
+  );
+  const bounce = await waitFor(() => q.bounces.find((b) => b.messageId === id), WAIT);
+  assert.equal(bounce.failed[0]?.address, 'josé@old.test');
+  assert.equal(bounce.failed[0]?.reply?.code, 553);
+  assert.equal(bounce.failed[0]?.reply?.enhanced, '5.6.7');
+  assert.equal(sink.messages.length, 0);
+  const events = (await q.events()).filter((e) => e.messageId === id);
+  assert.deepEqual(
+    events.map((e) => e.kind),
+    [EventKind.BOUNCED],
+  );
 });
 
 test('deferred past the queue lifetime: the recipients expire with 5.4.7', async (t) => {

@@ -31,6 +31,8 @@ export interface SinkOptions {
   behaviour?: (recipient: string) => SinkBehaviour;
   /** Listen on this port instead of a free one (the dev sink of the README uses a fixed port). */
   port?: number;
+  /** Leave SMTPUTF8 (RFC 6531) out of the EHLO reply, as older servers do. */
+  noSmtpUtf8?: boolean;
   /** Called for each message once its 2xx was sent. */
   onMessage?: (message: ReceivedMessage) => void;
 }
@@ -131,6 +133,7 @@ function isDataBehaviour(b: SinkBehaviour): b is DataBehaviour {
 /** Shared state the sessions write into; the public SmtpSink is a read-only view over it. */
 interface SinkState {
   readonly hostname: string;
+  readonly smtputf8: boolean;
   behaviour: (recipient: string) => SinkBehaviour;
   readonly messages: ReceivedMessage[];
   readonly rejectedRecipients: { recipient: string; code: number }[];
@@ -264,8 +267,9 @@ class Session {
           '250-PIPELINING',
           '250-8BITMIME',
           `250-SIZE ${MAX_SIZE}`,
-          '250-ENHANCEDSTATUSCODES',
-          '250 SMTPUTF8',
+          ...(this.#state.smtputf8
+            ? ['250-ENHANCEDSTATUSCODES', '250 SMTPUTF8']
+            : ['250 ENHANCEDSTATUSCODES']),
         ].join('\r\n');
       case 'MAIL':
         return this.#mail(args);
@@ -491,6 +495,7 @@ export async function startSmtpSink(options: SinkOptions = {}): Promise<SmtpSink
   const host = options.host ?? '127.0.0.1';
   const state: SinkState = {
     hostname: options.hostname ?? 'sink.test',
+    smtputf8: options.noSmtpUtf8 !== true,
     behaviour: options.behaviour ?? behaviourByLocalPart,
     messages: [],
     rejectedRecipients: [],
