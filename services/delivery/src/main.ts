@@ -10,6 +10,7 @@ import { liveDomains } from '@petrel/config';
 import { DnsResolver } from '@petrel/dns';
 import { ensureDeliveryConsumers, ensureStreams } from '@petrel/queue';
 import { createLogger } from '@petrel/telemetry';
+import { startTracing } from '@petrel/telemetry/sdk';
 import { dsnSender } from './bounce.ts';
 import { deliveryConfigFromEnv } from './config.ts';
 import { LEASE_TTL_MS, LEASES_BUCKET } from './leases.ts';
@@ -22,6 +23,8 @@ import { MAX_SUPPRESSION_MS, SUPPRESSIONS_BUCKET, SuppressionList } from './supp
 import { DeliveryWorker } from './worker.ts';
 
 const log = createLogger('delivery');
+// Before anything starts spans: trace context on every message, OTLP export when configured.
+const tracing = startTracing('delivery');
 
 async function main(): Promise<void> {
   const config = deliveryConfigFromEnv(process.env);
@@ -127,6 +130,7 @@ async function main(): Promise<void> {
     await mtaSts.close();
     await operations.drain().catch(() => undefined);
     await nc.drain().catch(() => nc.close());
+    await tracing.shutdown().catch(() => undefined);
     log.info('delivery stopped');
     process.exit(0);
   };

@@ -10,6 +10,7 @@ import { DnsResolver } from '@petrel/dns';
 import { AckPublisher, ensureStreams, publishMessage } from '@petrel/queue';
 import { ListenerMode } from '@petrel/smtp';
 import { createLogger } from '@petrel/telemetry';
+import { startTracing } from '@petrel/telemetry/sdk';
 import { Acceptor } from './acceptor.ts';
 import { CertificateStore } from './certificates.ts';
 import { ingressConfigFromEnv } from './config.ts';
@@ -22,6 +23,8 @@ import { RelayPolicy } from './policy.ts';
 import { ingressHandler } from './sessions.ts';
 
 const log = createLogger('ingress');
+// Before anything starts spans: trace context on every message, OTLP export when configured.
+const tracing = startTracing('ingress');
 
 function blockList(cidrs: readonly string[]): BlockList | undefined {
   if (cidrs.length === 0) return undefined;
@@ -151,6 +154,7 @@ async function main(): Promise<void> {
     domains.close();
     health.close();
     await nc.drain().catch(() => nc.close());
+    await tracing.shutdown().catch(() => undefined);
     log.info('ingress stopped');
     process.exit(0);
   };
