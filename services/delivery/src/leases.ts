@@ -36,6 +36,8 @@ export class ShardLeases {
   #timer: NodeJS.Timeout | undefined;
   #ticking: Promise<void> = Promise.resolve();
   #stopped = false;
+  /** Shards being handed back: their in-flight work finishing, then the key deleted. */
+  readonly #leaving = new Set<Promise<void>>();
 
   constructor(options: ShardLeasesOptions) {
     this.#o = options;
@@ -78,13 +80,15 @@ export class ShardLeases {
         // Someone else holds it now (we were partitioned past the TTL): stop at once.
         this.#owned.delete(shard);
         this.#o.log.warn({ shard, err: error }, 'shard lease lost');
-        await this.#o.released(shard);
+        this.#background(this.#o.released(shard));
       }
     }
     const share = Math.ceil(shards / this.#workers);
+    // Handed back in the background: renewals of the shards we keep must never wait for a
+    // hand-back to drain, or their leases could lapse while we still consume them.
     while (this.#owned.size > share && !this.#stopped) {
       const shard = Math.max(...this.#owned.keys());
-      await this.#handBack(shard);
+      this.#background(this.#handBack(shard));
     }
     if (this.#owned.size >= share) return;
     // Start at a place of our own so that workers starting together rarely race for one key.
@@ -103,6 +107,14 @@ export class ShardLeases {
     }
   }
 
+  #background(work: Promise<void>): void {
+    const tracked = work.catch((error: unknown) =>
+      this.#o.log.warn({ err: error }, 'shard hand-back failed'),
+    );
+    this.#leaving.add(tracked);
+    void tracked.finally(() => this.#leaving.delete(tracked));
+  }
+
   async #handBack(shard: number): Promise<void> {
     const revision = this.#owned.get(shard);
     this.#owned.delete(shard);
@@ -118,6 +130,7 @@ export class ShardLeases {
     await this.#ticking.catch(() => undefined);
     this.#stopped = true;
     await Promise.all([...this.#owned.keys()].map((shard) => this.#handBack(shard)));
+    await Promise.all(this.#leaving);
     await this.#o.kv.delete(WORKER_KEY(this.#o.workerId)).catch(() => undefined);
   }
 }

@@ -161,7 +161,7 @@ function domainOf(m: ReceivedMessage): string {
 
 test('three workers share 100 destinations: each domain rate and a roll-up rate hold within 10 %', async (t) => {
   const DOMAINS = 100;
-  const PER_DOMAIN = 16;
+  const PER_DOMAIN = 24;
   const DOMAIN_RATE = 2;
   const ROLLUP_DOMAINS = 20;
   const PER_ROLLUP_DOMAIN = 8;

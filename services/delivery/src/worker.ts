@@ -3,6 +3,7 @@ import type { ConsumerMessages, JetStreamClient, JsMsg } from '@nats-io/jetstrea
 import type { KV } from '@nats-io/kv';
 import { headers as natsHeaders } from '@nats-io/transport-node';
 import type { DomainIndex } from '@petrel/config';
+import type { TlsaAnswer } from '@petrel/dns';
 import {
   BodyType,
   create,
@@ -31,6 +32,7 @@ import { type DsnNotify, type Reply, SmtpClient, SmtpClientError, SmtpClientErro
 import { contextFrom, type Logger, tracer } from '@petrel/telemetry';
 import type { DsnHook } from './bounce.ts';
 import type { DeliveryConfig } from './config.ts';
+import { danePolicy, daneVerifier } from './dane.ts';
 import { type DkimAlgorithm, signMessage } from './dkim.ts';
 import { isThrottling } from './health.ts';
 import { ShardLeases } from './leases.ts';
@@ -65,6 +67,8 @@ export interface WorkerDeps {
   workerId?: string;
   /** Ready queues, rate and connection limits, destination health (limiter.ts). */
   limiter: DestinationLimiter;
+  /** TLSA lookups through trusted validating resolvers; DANE (RFC 7672) applies when set. */
+  dane?: { tlsa(name: string): Promise<TlsaAnswer> };
   /** The global smarthost with its AUTH credentials, if any (overrides config.smarthost). */
   smarthost?: RelayHost;
 }
@@ -210,9 +214,12 @@ export class DeliveryWorker {
           timeouts: { connect: config.connectTimeoutMs },
           ...(target.tls === undefined
             ? {}
-            : { tls: 'required' as const, rejectUnauthorized: target.tls === 'verified' }),
+            : target.tls === 'dane'
+              ? // RFC 7672 §3: the TLSA records authenticate the peer, not the WebPKI.
+                { tls: 'required' as const, verifyPeer: daneVerifier(target.tlsa ?? [], target.name) }
+              : { tls: 'required' as const, rejectUnauthorized: target.tls === 'verified' }),
           ...(target.auth === undefined ? {} : { auth: target.auth }),
-          ...(deps.tlsCa === undefined ? {} : { ca: deps.tlsCa }),
+          ...(deps.tlsCa === undefined || target.tls === 'dane' ? {} : { ca: deps.tlsCa }),
         }),
     });
     if (deps.leases !== undefined) {
@@ -322,6 +329,8 @@ export class DeliveryWorker {
         expires: 5_000,
       });
       run.batch = batch;
+      // Released while the pull was being set up: end it now, not at its expiry.
+      if (signal.aborted) batch.stop();
       for await (const m of batch) {
         if (signal.aborted || this.#stopping) {
           m.nak(); // not started: straight to the next owner
@@ -574,6 +583,19 @@ export class DeliveryWorker {
         }
       }
     }
+    if (routing.viaMx === true && this.#deps.dane !== undefined) {
+      targets = await this.#applyDane(targets, this.#deps.dane);
+      if (targets.length === 0) {
+        const reply = localReply(
+          451,
+          '4.7.5',
+          'DANE: the TLSA records of every MX host could not be looked up',
+        );
+        record(outcome, outcome.deferred, reply, pending);
+        outcome.error = reply.lines[0] as string;
+        return { kind: 'settled', outcome, match };
+      }
+    }
     const p = match?.policy;
     const limits: DestinationLimits = {
       ratePerSecond: p?.ratePerSecond,
@@ -584,6 +606,38 @@ export class DeliveryWorker {
     const key =
       match?.scope === 'rollup' ? `rollup:${match.policy.source}` : `domain:${envelope.destinationDomain}`;
     return { kind: 'send', targets, pending, key, limits, match, outcome };
+  }
+
+  /**
+   * DANE (RFC 7672 §2.2) per MX host: secure usable TLSA records → TLS authenticated by them
+   * (instead of MTA-STS's certificate check; its MX filter stays); secure but unusable → TLS
+   * without authentication, never plaintext; lookup failure (bogus, SERVFAIL) → the host is not
+   * used; no records or insecure → unchanged.
+   */
+  async #applyDane(targets: readonly Target[], dane: { tlsa(name: string): Promise<TlsaAnswer> }) {
+    const names = [...new Set(targets.map((t) => `${t.name}\0${t.port}`))];
+    const policies = new Map(
+      await Promise.all(
+        names.map(async (key) => {
+          const [name, port] = key.split('\0') as [string, string];
+          return [key, await danePolicy(name, Number(port), { tlsa: (n) => dane.tlsa(n) })] as const;
+        }),
+      ),
+    );
+    const out: Target[] = [];
+    for (const t of targets) {
+      const policy = policies.get(`${t.name}\0${t.port}`);
+      if (policy === undefined || policy.kind === 'none') out.push(t);
+      else if (policy.kind === 'dane') out.push({ ...t, tls: 'dane', tlsa: policy.records });
+      else if (policy.kind === 'encrypt')
+        out.push({ ...t, tls: t.tls === 'verified' ? 'verified' : 'encrypted' });
+      else
+        this.#deps.log.warn(
+          { host: t.name, reason: policy.reason },
+          'DANE: TLSA lookup failed; MX host skipped',
+        );
+    }
+    return out;
   }
 
   /** One attempt over the planned targets; `outcome` may already hold the suppressed recipients. */
