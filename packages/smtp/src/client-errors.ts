@@ -10,7 +10,7 @@ export const SmtpClientErrorCode = {
   Protocol: 'PETREL_ERR_SMTP_PROTOCOL',
   /** A connection-level refusal: greeting, EHLO/HELO/LHLO, RSET. */
   Rejected: 'PETREL_ERR_SMTP_REJECTED',
-  /** tls 'required' and STARTTLS not offered or refused, the handshake failed, or the certificate did not validate (rejectUnauthorized). */
+  /** tls 'required' and STARTTLS not offered or refused, the handshake failed, the certificate did not validate (rejectUnauthorized), or verifyPeer refused the server. */
   Tls: 'PETREL_ERR_SMTP_TLS',
   /** AUTH configured but not possible: not offered, no common mechanism, or no TLS (and not allowed in clear). */
   AuthUnavailable: 'PETREL_ERR_SMTP_AUTH_UNAVAILABLE',

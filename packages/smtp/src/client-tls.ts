@@ -24,6 +24,8 @@ export interface TlsStatus {
   readonly authorized: boolean;
   /** Why it did not validate (Node's error code, e.g. DEPTH_ZERO_SELF_SIGNED_CERT, ERR_TLS_CERT_ALTNAME_INVALID). */
   readonly authorizationError: string | undefined;
+  /** The client's `verifyPeer` accepted the server (e.g. DANE, RFC 7672 §3); false without one. */
+  readonly peerVerified: boolean;
   /** Why TLS was not used although it was not 'none' (opportunistic: offered but refused or failed). */
   readonly failure: string | undefined;
 }
@@ -35,6 +37,7 @@ export const NO_TLS: TlsStatus = {
   cipher: undefined,
   authorized: false,
   authorizationError: undefined,
+  peerVerified: false,
   failure: undefined,
 };
 
@@ -117,6 +120,7 @@ export function tlsStatus(secure: TLSSocket): TlsStatus {
         : error instanceof Error
           ? ((error as NodeJS.ErrnoException).code ?? error.message)
           : String(error),
+    peerVerified: false,
     failure: undefined,
   };
 }

@@ -1,4 +1,5 @@
 import { connect as netConnect, type Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { ClientPhase, replyText, SmtpClientError, SmtpClientErrorCode } from './client-errors.ts';
 import {
   chunkingPayload,
@@ -98,9 +99,19 @@ export interface ClientOptions {
   ca?: string | Buffer | readonly (string | Buffer)[];
   /**
    * Refuse a certificate that does not validate (a Tls error, no fallback to plaintext).
-   * Default: true with tls 'required', false with 'opportunistic' (then it is used and reported).
+   * Default: true with tls 'required' (false when `verifyPeer` is given), false with
+   * 'opportunistic' (then it is used and reported).
    */
   rejectUnauthorized?: boolean;
+  /**
+   * Judges the server after the TLS handshake, before anything else is said over TLS: an Error (or
+   * a throw) refuses it — the connection fails with a Tls error (phase 'starttls') before EHLO, AUTH
+   * or MAIL FROM, and is never retried in plaintext, whatever `tls` says. For authentication that
+   * is not PKIX, e.g. DANE (RFC 7672 §3). It runs only when TLS is used: pair it with
+   * `tls: 'required'` so that a server without STARTTLS fails too; `rejectUnauthorized` then
+   * defaults to false. Accepted: `tls.peerVerified` is true (and REQUIRETLS may be used).
+   */
+  verifyPeer?: (socket: TLSSocket) => Error | undefined;
   /** AUTH PLAIN/LOGIN after EHLO (after STARTTLS when TLS is used), RFC 4954. */
   auth?: ClientAuth;
   /** BDAT chunk size (RFC 3030) when the server offers CHUNKING. Default 1 MiB. */
@@ -287,7 +298,8 @@ export class SmtpClient {
       options,
       timeouts,
       tls,
-      rejectUnauthorized: options.rejectUnauthorized ?? tls === 'required',
+      rejectUnauthorized:
+        options.rejectUnauthorized ?? (tls === 'required' && options.verifyPeer === undefined),
     };
     try {
       return await SmtpClient.#establish(r, tls !== 'none', undefined);
@@ -436,6 +448,24 @@ export class SmtpClient {
         `certificate of ${this.#r.options.servername ?? this.#r.options.host} not valid: ${this.#tls.authorizationError}`,
         { phase: ClientPhase.StartTls },
       );
+    }
+    const verify = this.#r.options.verifyPeer;
+    if (verify !== undefined) {
+      let refusal: Error | undefined;
+      try {
+        refusal = verify(secure);
+      } catch (error) {
+        refusal = error instanceof Error ? error : new Error(String(error));
+      }
+      if (refusal !== undefined) {
+        // Phase starttls, not tls-handshake: a refused peer is no reason to fall back to plaintext.
+        throw new SmtpClientError(
+          SmtpClientErrorCode.Tls,
+          `${this.#r.options.servername ?? this.#r.options.host} refused by verifyPeer: ${refusal.message}`,
+          { cause: refusal, phase: ClientPhase.StartTls },
+        );
+      }
+      this.#tls = { ...this.#tls, peerVerified: true };
     }
     // RFC 3207 §4.2: forget what the server said before TLS, and ask again.
     await this.#hello();
@@ -620,7 +650,8 @@ export class SmtpClient {
       };
     }
     if (envelope.requireTls === true) {
-      if (!this.#tls.used || !this.#tls.authorized) {
+      // RFC 8689 §4.2.1: PKIX, or DANE (through verifyPeer).
+      if (!this.#tls.used || !(this.#tls.authorized || this.#tls.peerVerified)) {
         return {
           reason: LocalRefusalReason.RequireTlsNoTls,
           reply: reply(

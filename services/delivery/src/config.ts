@@ -71,6 +71,11 @@ export const DeliveryConfigSchema = z.strictObject({
   streamReplicas: z.coerce.number().int().min(1).max(5).default(1),
   /** DNS servers (HOST:PORT, comma-separated) for MX/A/AAAA/TXT/TLSA; empty: the system's. */
   dnsServers: z.string().default(''),
+  /**
+   * Trusted DNSSEC-validating resolvers (HOST:PORT, comma-separated) for DANE TLSA lookups (RFC
+   * 7672); empty: DANE off. Their AD flag is believed, so they must be local or reached securely.
+   */
+  daneResolvers: z.string().default(''),
   /** Port of MX hosts (25; tests and benchmarks point it at loopback sinks, local mode --mx-port). */
   mxPort: z.coerce.number().int().min(1).max(65535).default(25),
 });
@@ -98,6 +103,7 @@ const ENV: Record<keyof DeliveryConfig, string> = {
   leaseRenewMs: 'PETREL_LEASE_RENEW_MS',
   dnsServers: 'PETREL_DNS_SERVERS',
   mxPort: 'PETREL_MX_PORT',
+  daneResolvers: 'PETREL_DANE_RESOLVERS',
 };
 
 export function deliveryConfigFromEnv(env: NodeJS.ProcessEnv): DeliveryConfig {

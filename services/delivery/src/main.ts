@@ -7,7 +7,7 @@ import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { connect } from '@nats-io/transport-node';
 import { liveDomains } from '@petrel/config';
-import { DnsResolver } from '@petrel/dns';
+import { DnsResolver, TlsaResolver } from '@petrel/dns';
 import { ensureDeliveryConsumers, ensureStreams } from '@petrel/queue';
 import { createLogger } from '@petrel/telemetry';
 import { startTracing } from '@petrel/telemetry/sdk';
@@ -103,6 +103,9 @@ async function main(): Promise<void> {
     leases,
     workerId: `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
     limiter,
+    ...(config.daneResolvers === ''
+      ? {}
+      : { dane: new TlsaResolver({ servers: config.daneResolvers.split(',') }) }),
     ...(config.smarthost !== undefined && config.smarthostUsername !== ''
       ? {
           smarthost: {

@@ -5,6 +5,7 @@
  * protocol; the TLS name travels with the target.
  */
 import type { SmtpClient } from '@petrel/smtp';
+import { recordsKey } from './dane.ts';
 import type { Target } from './router.ts';
 
 export interface PoolOptions {
@@ -39,7 +40,9 @@ export class ConnectionPool {
 
   #host(target: Target): Host {
     // Connections differ by protocol, TLS demand and AUTH identity: never reuse one for another.
-    const tls = target.tls === undefined ? '' : `+${target.tls}`;
+    // A connection authenticated against one TLSA RRset is not reused once the RRset changes.
+    const tls =
+      target.tls === undefined ? '' : `+${target.tls}${target.tlsa ? `:${recordsKey(target.tlsa)}` : ''}`;
     const user = target.auth === undefined ? '' : `${encodeURIComponent(target.auth.username)}@`;
     const key = `${target.lmtp ? 'lmtp' : 'smtp'}${tls}://${user}${target.host}:${target.port}`;
     let host = this.#hosts.get(key);

@@ -1,4 +1,5 @@
 import type { DomainIndex } from '@petrel/config';
+import type { TlsaRecord } from '@petrel/dns';
 import type { Envelope } from '@petrel/proto';
 import { type RouteResolver, resolveRoute } from './mx.ts';
 import type { PolicyIndex } from './policies.ts';
@@ -25,9 +26,12 @@ export interface Target {
   readonly lmtp: boolean;
   /**
    * 'verified': TLS with a certificate valid for `name` (MTA-STS enforce, policy tls: verified);
-   * 'encrypted': TLS with any certificate; default opportunistic.
+   * 'encrypted': TLS with any certificate; 'dane': TLS authenticated by `tlsa` (RFC 7672);
+   * default opportunistic.
    */
-  readonly tls?: 'verified' | 'encrypted' | undefined;
+  readonly tls?: 'verified' | 'encrypted' | 'dane' | undefined;
+  /** The usable TLSA records of a 'dane' target. */
+  readonly tlsa?: readonly TlsaRecord[] | undefined;
   readonly auth?: RelayAuth | undefined;
   /** Transactions per connection (a DeliveryPolicy's messagesPerConnection). */
   readonly maxMessages?: number | undefined;

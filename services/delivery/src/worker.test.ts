@@ -4,6 +4,7 @@
  * addresses sharing one port (the MX port, as `petrel dev --mx-port` sets it).
  */
 import assert from 'node:assert/strict';
+import { createHash, X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer as createHttpsServer } from 'node:https';
 import { type AddressInfo, createServer as createNetServer } from 'node:net';
@@ -12,7 +13,8 @@ import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { connect } from '@nats-io/transport-node';
 import { DomainIndex, parseRuntimeConfig } from '@petrel/config';
-import { DnsResolver } from '@petrel/dns';
+import { DnsResolver, TlsaResolver } from '@petrel/dns';
+import { startWireDnsServer, zoneHandler } from '@petrel/dns/testing';
 import { freePort } from '@petrel/localenv';
 import { EventKind, timestampFromDate } from '@petrel/proto';
 import {
@@ -111,6 +113,7 @@ async function setup(
     tlsCa?: Buffer;
     mxPort?: number;
     policies?: unknown[];
+    dane?: TlsaResolver;
   } = {},
 ): Promise<Setup> {
   const after: After = (fn) => t.after(fn);
@@ -187,6 +190,7 @@ async function setup(
     ...(options.tlsCa ? { tlsCa: options.tlsCa } : {}),
     bounces: onBounce,
     limiter: new DestinationLimiter(),
+    ...(options.dane ? { dane: options.dane } : {}),
   });
   const running = worker.run();
   after(async () => {
@@ -666,4 +670,72 @@ test('MTA-STS enforce: an MX whose certificate does not validate is not used (de
   serving = right;
   await waitFor(() => (delivered.length > 0 ? true : undefined), WAIT);
   assert.deepEqual(delivered, ['a@sts.test']);
+});
+
+test('DANE (RFC 7672): an MX with secure TLSA records gets mail only over TLS matching them', async (t) => {
+  // The MX presents a self-signed certificate for an unrelated name: WebPKI would refuse it, the
+  // DANE-EE record of good.test vouches for it, the record of bad.test names another key.
+  const served = issueCertificate(['unrelated.example']);
+  const other = issueCertificate(['other.example']);
+  const port = await freePort();
+  const delivered: string[] = [];
+  const mx = createNetServer((socket) => {
+    const session = new ServerSession(
+      socket,
+      'mx',
+      {
+        rcptTo: () => undefined,
+        message: async (_s, tx) => {
+          delivered.push(...tx.recipients.map((r) => r.mailbox.address));
+          return { code: 250, enhanced: '2.0.0', lines: ['OK'] } as never;
+        },
+      },
+      {
+        hostname: 'mx.dane.test',
+        maxMessageSize: 1_000_000,
+        tls: () => ({ cert: served.cert, key: served.key }),
+      },
+    );
+    void session.run().catch(() => undefined);
+  });
+  mx.listen(port, '127.0.0.19');
+  await once(mx, 'listening');
+  t.after(() => new Promise<void>((resolve) => mx.close(() => resolve())));
+  const spki311 = (pem: Buffer) => ({
+    type: 'TLSA' as const,
+    usage: 3,
+    selector: 1,
+    matchingType: 1,
+    data: createHash('sha256')
+      .update(new X509Certificate(pem).publicKey.export({ type: 'spki', format: 'der' }))
+      .digest(),
+  });
+  // The trusted validating resolver: sets AD on these answers.
+  const validating = await startWireDnsServer(
+    zoneHandler([
+      { name: `_${port}._tcp.mx.good.test`, data: spki311(served.cert) },
+      { name: `_${port}._tcp.mx.bad.test`, data: spki311(other.cert) },
+    ]),
+    { after: (fn) => t.after(fn) },
+  );
+  const q = await setup(
+    t,
+    [
+      { type: 'MX', name: 'good.test', exchange: 'mx.good.test', priority: 10 },
+      { type: 'A', name: 'mx.good.test', address: '127.0.0.19' },
+      { type: 'MX', name: 'bad.test', exchange: 'mx.bad.test', priority: 10 },
+      { type: 'A', name: 'mx.bad.test', address: '127.0.0.19' },
+    ],
+    { mxPort: port, dane: new TlsaResolver({ servers: [validating.address] }), retryDelays: '1h' },
+  );
+  const good = await q.publish('good.test', ['a@good.test']);
+  const bad = await q.publish('bad.test', ['b@bad.test']);
+  await waitFor(() => (delivered.includes('a@good.test') ? true : undefined), WAIT);
+  const events = await waitFor(async () => {
+    const all = await q.events();
+    return all.some((e) => e.messageId === bad && e.kind === EventKind.DEFERRED) ? all : undefined;
+  }, WAIT);
+  assert.deepEqual(delivered, ['a@good.test'], 'nothing sent over TLS the TLSA records do not match');
+  assert.equal(events.find((e) => e.messageId === good)?.kind, EventKind.DELIVERED);
+  assert.match(events.find((e) => e.messageId === bad)?.error ?? '', /TLSA|DANE|tls/i);
 });
