@@ -739,3 +739,34 @@ test('DANE (RFC 7672): an MX with secure TLSA records gets mail only over TLS ma
   assert.equal(events.find((e) => e.messageId === good)?.kind, EventKind.DELIVERED);
   assert.match(events.find((e) => e.messageId === bad)?.error ?? '', /TLSA|DANE|tls/i);
 });
+
+test('a DeliveryPolicy that requires TLS: a destination without STARTTLS gets nothing, the mail waits', async (t) => {
+  const q = await setup(
+    t,
+    [
+      { type: 'MX', name: 'plain.test', exchange: 'mx.plain.test', priority: 10 },
+      { type: 'A', name: 'mx.plain.test', address: '127.0.0.20' },
+    ],
+    {
+      retryDelays: '1h',
+      policies: [
+        {
+          source: 'default/plain',
+          domains: ['plain.test'],
+          mxHostSuffixes: [],
+          tls: 'encrypted',
+          adaptive: false,
+        },
+      ],
+    },
+  );
+  // The harness sink offers no STARTTLS.
+  const sink = await sinkOn(t, '127.0.0.20', q.port);
+  const id = await q.publish('plain.test', ['a@plain.test']);
+  const deferred = await waitFor(
+    async () => (await q.events()).find((e) => e.messageId === id && e.kind === EventKind.DEFERRED),
+    WAIT,
+  );
+  assert.match(deferred.error, /TLS required/);
+  assert.equal(sink.messages.length, 0);
+});
