@@ -51,7 +51,7 @@ interface Cluster {
   runtimeConfig: string;
   startWorker(name: string): Promise<ChildProcess>;
   /** `count` messages to u0@domain, u1@domain, …; `prefix` replaces "u". */
-  publish(domain: string, count: number, prefix?: string): Promise<void>;
+  publish(domain: string, count: number, prefix?: string, senderDomain?: string): Promise<void>;
 }
 
 async function cluster(t: { after: After }, records: DnsRecord[], manifests: string): Promise<Cluster> {
@@ -119,7 +119,7 @@ async function cluster(t: { after: After }, records: DnsRecord[], manifests: str
       });
       return child;
     },
-    async publish(domain, count, prefix = 'u') {
+    async publish(domain, count, prefix = 'u', senderDomain = '') {
       await Promise.all(
         Array.from({ length: count }, (_, i) => {
           const messageId = newMessageId();
@@ -127,7 +127,8 @@ async function cluster(t: { after: After }, records: DnsRecord[], manifests: str
             js,
             newEnvelope({
               messageId,
-              sender: 'sender@origin.example',
+              sender: `sender@${senderDomain || 'origin.example'}`,
+              senderDomain,
               destinationDomain: domain,
               recipients: [{ address: `${prefix}${i}@${domain}` }],
               receivedAt: timestampFromDate(new Date()),
@@ -365,5 +366,64 @@ spec:
     },
     { timeoutMs: 60_000, intervalMs: 200, message: `${BACKLOG} dead-destination entries still queued` },
   );
+  await c.stopWorkers();
+});
+
+test('a sender MailDomain outbound rate holds for the cluster across destinations and workers', async (t) => {
+  const RATE = 5;
+  const DESTINATIONS = 30;
+  const PER_DESTINATION = 3;
+  const destinations = Array.from({ length: DESTINATIONS }, (_, i) => `t${i}.any.test`);
+  const c = await cluster(
+    t,
+    [
+      { type: 'A', name: 'mx.any.test', address: '127.0.0.1' },
+      ...destinations.map((name) => ({ type: 'MX' as const, name, exchange: 'mx.any.test', priority: 10 })),
+    ],
+    `apiVersion: petrel.dev/v1alpha1
+kind: MailDomain
+metadata: {name: tenant}
+spec:
+  domain: tenant.example
+  outbound: {ratePerSecond: ${RATE}}
+`,
+  );
+  await Promise.all(['w1.test', 'w2.test'].map((n) => c.startWorker(n)));
+  const leases = await new Kvm(c.js).open(LEASES_BUCKET);
+  await waitFor(
+    async () => {
+      const owners = new Set<string>();
+      let n = 0;
+      for await (const key of await leases.keys('shard.*')) {
+        const e = await leases.get(key);
+        if (e?.operation === 'PUT') {
+          owners.add(e.string());
+          n++;
+        }
+      }
+      return owners.size === 2 && n === 64 ? true : undefined;
+    },
+    { timeoutMs: LEASE_TTL_MS * 3, intervalMs: 200, message: 'shards spread over two workers' },
+  );
+  // Warm-up with mail from another sender, which the tenant's limit does not apply to.
+  await Promise.all(destinations.map((d) => c.publish(d, 1, 'other')));
+  await waitFor(() => (c.sink.messages.length >= DESTINATIONS ? true : undefined), {
+    timeoutMs: 30_000,
+    intervalMs: 50,
+  });
+  const published = Date.now() + 100;
+  await Promise.all(destinations.map((d) => c.publish(d, PER_DESTINATION, 'u', 'tenant.example')));
+  const total = DESTINATIONS + DESTINATIONS * PER_DESTINATION;
+  await waitFor(() => (c.sink.messages.length >= total ? true : undefined), {
+    timeoutMs: 120_000,
+    intervalMs: 100,
+    message: 'tenant mail delivered',
+  });
+  const tenant = c.sink.messages.filter((m) => m.mailFrom === 'sender@tenant.example');
+  assert.equal(tenant.length, DESTINATIONS * PER_DESTINATION);
+  assert.ok(new Set(tenant.map((m) => m.helo)).size === 2, 'both workers sent tenant mail');
+  const rate = rateOf(tenant.filter((m) => m.receivedAt.getTime() > published));
+  t.diagnostic(`sender rate (configured ${RATE}/s): ${rate.toFixed(3)}`);
+  assert.ok(Math.abs(rate - RATE) <= RATE * 0.1, `tenant.example sent ${rate.toFixed(3)} msg/s`);
   await c.stopWorkers();
 });

@@ -6,8 +6,10 @@
 import assert from 'node:assert/strict';
 import { createHash, X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
+import { chmod, writeFile } from 'node:fs/promises';
 import { createServer as createHttpsServer } from 'node:https';
 import { type AddressInfo, createServer as createNetServer } from 'node:net';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
@@ -31,10 +33,13 @@ import { createLogger } from '@petrel/telemetry';
 import {
   type DnsRecord,
   issueCertificate,
+  type ReceivedMessage,
   type SinkBehaviour,
   startDnsServer,
   startNats,
+  startPostfix,
   startSmtpSink,
+  tempDir,
   verifyWithDkimpy,
   waitFor,
 } from '@petrel/test-harness';
@@ -769,4 +774,53 @@ test('a DeliveryPolicy that requires TLS: a destination without STARTTLS gets no
   );
   assert.match(deferred.error, /TLS required/);
   assert.equal(sink.messages.length, 0);
+});
+
+test('a real Postfix as the MX: delivered over STARTTLS with a certificate validated for the MX name', {
+  timeout: 120_000,
+}, async (t) => {
+  const arrived = Promise.withResolvers<ReceivedMessage>();
+  const sink = await startSmtpSink({ onMessage: (m) => arrived.resolve(m) });
+  t.after(() => sink.close());
+  const ca = issueCertificate(['Petrel Test CA']);
+  const leaf = issueCertificate(['mx.pf.test'], ca);
+  const dir = await tempDir('worker-postfix');
+  await chmod(dir, 0o755);
+  await writeFile(join(dir, 'cert.pem'), Buffer.concat([leaf.cert, ca.cert]));
+  await writeFile(join(dir, 'key.pem'), leaf.key, { mode: 0o600 });
+  const postfix = await startPostfix(t.after.bind(t), {
+    relayHost: sink.host,
+    relayPort: sink.port,
+    tls: 'none',
+    mainCf: {
+      smtpd_tls_cert_file: join(dir, 'cert.pem'),
+      smtpd_tls_key_file: join(dir, 'key.pem'),
+      smtpd_tls_security_level: 'may',
+    },
+  });
+  const q = await setup(
+    t,
+    [
+      { type: 'MX', name: 'pf.test', exchange: 'mx.pf.test', priority: 10 },
+      { type: 'A', name: 'mx.pf.test', address: '127.0.0.1' },
+    ],
+    {
+      mxPort: postfix.submitPort,
+      tlsCa: ca.cert,
+      policies: [
+        { source: 'default/pf', domains: ['pf.test'], mxHostSuffixes: [], tls: 'verified', adaptive: false },
+      ],
+    },
+  );
+  const id = await q.publish('pf.test', ['a@pf.test', 'b@pf.test'], 'Subject: to postfix\r\n\r\nbody\r\n');
+  const m = await arrived.promise;
+  assert.deepEqual([...m.rcptTo].sort(), ['a@pf.test', 'b@pf.test']);
+  // Postfix's Received field says the message came over TLS (ESMTPS, RFC 3848).
+  assert.match(m.data.toString('utf8'), /by postfix\.test \(Postfix\) with ESMTPS /);
+  const delivered = await waitFor(
+    async () => (await q.events()).find((e) => e.messageId === id && e.kind === EventKind.DELIVERED),
+    WAIT,
+  );
+  assert.equal(delivered.remoteHost, `mx.pf.test:${postfix.submitPort}`);
+  await postfix.stop();
 });
