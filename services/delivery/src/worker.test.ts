@@ -90,6 +90,7 @@ interface Setup {
 function managedDomain(
   domain: string,
   dkimKeys: { selector: string; algorithm: string; privateKeyPem: string }[],
+  outbound: { ratePerSecond?: number; queueLifetimeMs?: number } = {},
 ): unknown {
   return {
     source: `default/${domain}`,
@@ -102,6 +103,7 @@ function managedDomain(
       tarpit: { enabled: false, delayMs: 0 },
     },
     dkimKeys,
+    outbound,
   };
 }
 
@@ -368,6 +370,21 @@ test('partial failure: delivered, deferred and refused recipients of one transac
   const local = await waitFor(() => q.bounces.find((b) => b.messageId === next), WAIT);
   assert.match(local.failed[0]?.reply?.lines.join(' ') ?? '', /suppressed/);
   assert.equal(sink.connections, before, 'no connection for a suppressed recipient');
+});
+
+test('a sender MailDomain with its own queue lifetime: its mail expires on that lifetime, not the worker default', async (t) => {
+  const q = await setup(
+    t,
+    [
+      { type: 'MX', name: 'gone.test', exchange: 'mx.gone.test', priority: 10 },
+      { type: 'A', name: 'mx.gone.test', address: '127.0.0.21' },
+    ],
+    { retryDelays: '1s', domains: [managedDomain('tenant.test', [], { queueLifetimeMs: 3000 })] },
+  );
+  const id = await q.publish('gone.test', ['a@gone.test'], undefined, [], 'tenant.test');
+  const bounce = await waitFor(() => q.bounces.find((b) => b.messageId === id), { timeoutMs: 30_000 });
+  assert.equal(bounce.failed[0]?.expired, true);
+  assert.equal(bounce.failed[0]?.reply?.enhanced, '5.4.7');
 });
 
 test('a message that needs SMTPUTF8, to a server without it: bounced with 5.6.7, nothing sent (RFC 6531 §3.7.4.1)', async (t) => {
