@@ -34,6 +34,8 @@ async function main(): Promise<void> {
     servers: config.natsUrl,
     name: `petrel-delivery-${process.pid}`,
     maxReconnectAttempts: -1,
+    // No stack-carrying Error per request (a CPU profile showed 10 % of the worker building them).
+    noAsyncTraces: true,
   });
   const jsm = await jetstreamManager(nc);
   await ensureStreams(jsm, { replicas: config.streamReplicas });

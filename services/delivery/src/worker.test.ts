@@ -121,6 +121,7 @@ async function setup(
     mxPort?: number;
     policies?: unknown[];
     dane?: TlsaResolver;
+    concurrency?: number;
   } = {},
 ): Promise<Setup> {
   const after: After = (fn) => t.after(fn);
@@ -177,6 +178,7 @@ async function setup(
     connectTimeoutMs: 2000,
     ackWaitMs: 10_000,
     mxPort: port,
+    ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
   });
   const worker = new DeliveryWorker({
     js,
@@ -272,6 +274,30 @@ async function sinkOn(
   t.after(() => sink.close());
   return sink;
 }
+
+test('a busy shard keeps being pulled while the idle shards wait for room (regression: it starved)', async (t) => {
+  const q = await setup(
+    t,
+    [
+      { type: 'MX', name: 'busy.test', exchange: 'mx.busy.test', priority: 10 },
+      { type: 'A', name: 'mx.busy.test', address: '127.0.0.22' },
+    ],
+    { concurrency: 2 },
+  );
+  // 150 ms per message over two deliveries at a time: the run spans several 5-second pull
+  // expiries of the 63 idle shards, whose loops used to queue ahead of the busy one for good.
+  const sink = await sinkOn(t, '127.0.0.22', q.port, () => ({ kind: 'slow', delayMs: 150 }));
+  const COUNT = 100;
+  for (let i = 0; i < COUNT; i += 20) {
+    await Promise.all(Array.from({ length: 20 }, (_, j) => q.publish('busy.test', [`u${i + j}@busy.test`])));
+  }
+  await waitFor(() => (sink.messages.length >= COUNT ? true : undefined), {
+    timeoutMs: 60_000,
+    intervalMs: 100,
+    message: `${COUNT} delivered`,
+  });
+  assert.equal(new Set(sink.messages.map((m) => m.rcptTo[0])).size, COUNT);
+});
 
 test('MX hosts are tried in preference order: the first refuses connections, the second delivers', async (t) => {
   const q = await setup(t, [

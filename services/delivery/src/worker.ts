@@ -116,6 +116,8 @@ type Plan =
 /** One shard being consumed. */
 interface ShardRun {
   readonly abort: AbortController;
+  /** Resolves when the shard is released (one listener for the run's lifetime). */
+  readonly stopped: Promise<void>;
   readonly tasks: Set<Promise<void>>;
   loop: Promise<void>;
   batch?: ConsumerMessages;
@@ -192,7 +194,10 @@ export class DeliveryWorker {
   readonly #tasks = new Set<Promise<void>>();
   /** Entries being worked on, not counting those waiting in a destination's ready queue. */
   #busy = 0;
-  readonly #roomWaiters: (() => void)[] = [];
+  /** Resolved (and replaced) whenever an entry finishes: every waiting shard loop re-checks. */
+  #roomChanged = Promise.withResolvers<void>();
+  /** Parsed signing keys per runtime-config key list (the config is immutable; reloads replace it). */
+  readonly #signers = new WeakMap<object, Parameters<typeof signMessage>[1]>();
   #keepAlive: NodeJS.Timeout | undefined;
   #stopping = false;
   #policies: { config: unknown; index: PolicyIndex } | undefined;
@@ -283,7 +288,11 @@ export class DeliveryWorker {
 
   #startShard(shard: number): void {
     if (this.#shards.has(shard)) return;
-    const run: ShardRun = { abort: new AbortController(), tasks: new Set(), loop: Promise.resolve() };
+    const abort = new AbortController();
+    const stopped = new Promise<void>((resolve) =>
+      abort.signal.addEventListener('abort', () => resolve(), { once: true }),
+    );
+    const run: ShardRun = { abort, stopped, tasks: new Set(), loop: Promise.resolve() };
     run.loop = this.#consume(shard, run).catch((error: unknown) => {
       this.#deps.log.error({ err: error, shard }, 'shard consumer failed');
     });
@@ -322,7 +331,7 @@ export class DeliveryWorker {
     const consumer = await js.consumers.get(STREAM_OUTBOUND, deliveryConsumerName(shard));
     const signal = run.abort.signal;
     while (!signal.aborted) {
-      await this.#room(signal);
+      await this.#room(run);
       if (signal.aborted) break;
       const batch = await consumer.fetch({
         max_messages: Math.max(1, Math.min(64, config.concurrency - this.#busy)),
@@ -360,18 +369,18 @@ export class DeliveryWorker {
   }
 
   /** Resolves when fewer than `concurrency` entries are being worked on. */
-  async #room(signal: AbortSignal): Promise<void> {
-    while (this.#busy >= this.#deps.config.concurrency && !signal.aborted) {
-      await new Promise<void>((resolve) => {
-        this.#roomWaiters.push(resolve);
-        signal.addEventListener('abort', () => resolve(), { once: true });
-      });
+  async #room(run: ShardRun): Promise<void> {
+    // All shard loops wait on one signal and each re-checks: waking only one of them let idle
+    // shards' loops queue ahead of a busy one and starve it for good.
+    while (this.#busy >= this.#deps.config.concurrency && !run.abort.signal.aborted) {
+      await Promise.race([this.#roomChanged.promise, run.stopped]);
     }
   }
 
   #idle(): void {
     this.#busy--;
-    this.#roomWaiters.shift()?.();
+    this.#roomChanged.resolve();
+    this.#roomChanged = Promise.withResolvers<void>();
   }
 
   /** Waiting in a ready queue does not count against the worker's concurrency. */
@@ -886,11 +895,14 @@ export class DeliveryWorker {
     if (!domain) return body;
     const keys = this.#deps.domains().managed(domain)?.dkimKeys ?? [];
     if (keys.length === 0) return body;
+    // The same key objects every time, so that dkim.ts's parsed-key cache hits.
+    let signers = this.#signers.get(keys);
+    if (signers === undefined) {
+      signers = keys.map((k) => ({ ...k, algorithm: k.algorithm as DkimAlgorithm, domain }));
+      this.#signers.set(keys, signers);
+    }
     try {
-      return signMessage(
-        body,
-        keys.map((k) => ({ ...k, algorithm: k.algorithm as DkimAlgorithm, domain })),
-      );
+      return signMessage(body, signers);
     } catch (error) {
       this.#deps.log.warn(
         { err: error, domain, messageId: envelope.messageId },
