@@ -57,6 +57,11 @@ export const IngressConfigSchema = z.strictObject({
   smtpsProxyNetworks: networks,
   /** Networks allowed to use ETRN without authenticating (RFC 1985). */
   etrnNetworks: networks,
+  /**
+   * Networks whose clients may relay to any domain without AUTH on the MX listener (Postfix's
+   * mynetworks): the organisation's own senders. Empty (the default): none, loopback included.
+   */
+  relayNetworks: networks,
   maxMessageSize: z.coerce
     .number()
     .int()
@@ -98,6 +103,7 @@ const ENV: Record<keyof IngressConfig, string> = {
   submissionProxyNetworks: 'PETREL_SUBMISSION_PROXY_NETWORKS',
   smtpsProxyNetworks: 'PETREL_SMTPS_PROXY_NETWORKS',
   etrnNetworks: 'PETREL_ETRN_NETWORKS',
+  relayNetworks: 'PETREL_RELAY_NETWORKS',
   maxMessageSize: 'PETREL_MAX_MESSAGE_SIZE',
   maxRecipients: 'PETREL_MAX_RECIPIENTS',
   maxConnections: 'PETREL_MAX_CONNECTIONS',

@@ -21,6 +21,7 @@ import { AuthThrottle, ConnectionLimiter } from './limits.ts';
 import { SmtpListener } from './listener.ts';
 import { RelayPolicy } from './policy.ts';
 import { ingressHandler } from './sessions.ts';
+import { TurnBatch } from './turn-batch.ts';
 
 const log = createLogger('ingress');
 // Before anything starts spans: trace context on every message, OTLP export when configured.
@@ -62,17 +63,27 @@ async function main(): Promise<void> {
     servers: config.dnsServers === '' ? undefined : config.dnsServers.split(','),
   });
   const publisher = new AckPublisher(nc);
+  // The publishes of one event-loop turn go to NATS in one write (turn-batch.ts).
+  const publishes = new TurnBatch();
   const acceptor = new Acceptor(
     {
       write: (messageId, envelopes, body) =>
-        publishMessage(js, nc, { publisher, messageId, envelopes, body, timeoutMs: config.publishTimeoutMs }),
+        publishes.run(() =>
+          publishMessage(js, nc, {
+            publisher,
+            messageId,
+            envelopes,
+            body,
+            timeoutMs: config.publishTimeoutMs,
+          }),
+        ),
     },
     log,
   );
   const handler = ingressHandler({
     hostname: config.hostname,
     domains: () => domains.current(),
-    policy: new RelayPolicy(() => domains.current()),
+    policy: new RelayPolicy(() => domains.current(), blockList(config.relayNetworks)),
     connections: new ConnectionLimiter({
       maxTotal: config.maxConnections,
       maxPerAddress: config.maxConnectionsPerAddress,

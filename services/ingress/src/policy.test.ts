@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { BlockList } from 'node:net';
 import { test } from 'node:test';
 import { DomainIndex, parseRuntimeConfig, type RuntimeDomain } from '@petrel/config';
 import { type Mailbox, parsePathArgument, type Reply } from '@petrel/smtp';
@@ -121,4 +122,39 @@ test('authenticated users may send only from their allowed senders', () => {
     const verdict = policy.checkSender(session, path === undefined ? undefined : mailbox(path));
     assertRefused(verdict, 553, '5.7.1', /Sender address not allowed for this user/);
   }
+});
+
+test('a configured relay network may relay anywhere without AUTH, from any sender; nobody else', () => {
+  const networks = new BlockList();
+  networks.addSubnet('10.1.0.0', 16, 'ipv4');
+  networks.addSubnet('fd00::', 8, 'ipv6');
+  const relaying = new RelayPolicy(() => index, networks);
+  for (const remoteAddress of ['10.1.2.3', '::ffff:10.1.200.1', 'fd00::25']) {
+    const session = { remoteAddress };
+    assert.ok(relaying.trusted(session), remoteAddress);
+    assert.equal(relaying.checkRecipient(session, { mailbox: mailbox('<someone@example.net>') }), undefined);
+    assert.equal(relaying.checkSender(session, mailbox('<anyone@anywhere.example>')), undefined);
+    assertRefused(
+      relaying.checkRecipient(session, { mailbox: mailbox('<user%other.example@example.org>') }),
+      550,
+      '5.7.1',
+      /Address form not accepted/,
+    );
+  }
+  for (const remoteAddress of ['10.2.0.1', '127.0.0.1', '::1', '']) {
+    const session = { remoteAddress };
+    assert.equal(relaying.trusted(session), false, remoteAddress);
+    assertRefused(
+      relaying.checkRecipient(session, { mailbox: mailbox('<someone@example.net>') }),
+      550,
+      '5.7.1',
+      /Relaying denied/,
+    );
+  }
+  // Without the setting, loopback is not trusted either.
+  assert.equal(policy.trusted({ remoteAddress: '127.0.0.1' }), false);
+  // An authenticated client in a relay network is held to its allowed senders all the same.
+  const user = { auth: { identity: 'bot' }, remoteAddress: '10.1.2.3' };
+  assert.equal(relaying.trusted(user), false);
+  assertRefused(relaying.checkSender(user, mailbox('<other@example.org>')), 553, '5.7.1', /not allowed/);
 });

@@ -1,10 +1,14 @@
+import type { BlockList } from 'node:net';
 import { domainToASCII } from 'node:url';
 import type { DomainIndex } from '@petrel/config';
 import { Enhanced, type Mailbox, type Reply, ReplyCode, reply } from '@petrel/smtp';
+import { inNetworks } from './listener.ts';
 
-/** What the policy needs of a session: who (if anyone) authenticated. */
+/** What the policy needs of a session: who (if anyone) authenticated, and from where. */
 export interface PolicySession {
   readonly auth?: { readonly identity: string } | undefined;
+  /** The client's address (from the PROXY header when there is one). */
+  readonly remoteAddress?: string;
 }
 
 const relayDenied = reply(ReplyCode.MailboxUnavailable, Enhanced.NotAuthorized, 'Relaying denied');
@@ -45,15 +49,33 @@ function senderMatches(pattern: string, mailbox: Mailbox): boolean {
 
 /**
  * Relay and sender policy. An unauthenticated client may only send to the managed domains; no
- * network is trusted, loopback included. An authenticated user may relay anywhere, but only
- * from the addresses its allowedSenders lists. Refusals are always permanent (5xx), never a 4xx
- * that would invite retries; routing forms are refused whoever asks.
+ * network is trusted, loopback included, unless configured as a relay network
+ * (`PETREL_RELAY_NETWORKS`, like Postfix's mynetworks): a client there may relay anywhere without
+ * AUTH, from any sender. An authenticated user may relay anywhere, but only from the addresses
+ * its allowedSenders lists. Refusals are always permanent (5xx), never a 4xx that would invite
+ * retries; routing forms are refused whoever asks.
  */
 export class RelayPolicy {
   readonly #domains: () => DomainIndex;
+  readonly #relayNetworks: BlockList | undefined;
+  /** Per session (asked at every RCPT and message): the address looked up, and the answer. */
+  readonly #seen = new WeakMap<PolicySession, { address: string; inRelayNetwork: boolean }>();
 
-  constructor(domains: () => DomainIndex) {
+  constructor(domains: () => DomainIndex, relayNetworks?: BlockList) {
     this.#domains = domains;
+    this.#relayNetworks = relayNetworks;
+  }
+
+  /** An unauthenticated client in a configured relay network. */
+  trusted(session: PolicySession): boolean {
+    if (session.auth !== undefined || this.#relayNetworks === undefined) return false;
+    const address = session.remoteAddress ?? '';
+    let seen = this.#seen.get(session);
+    if (seen?.address !== address) {
+      seen = { address, inRelayNetwork: inNetworks(this.#relayNetworks, address) };
+      this.#seen.set(session, seen);
+    }
+    return seen.inRelayNetwork;
   }
 
   checkSender(session: PolicySession, mailbox: Mailbox | undefined): Reply | undefined {
@@ -68,7 +90,7 @@ export class RelayPolicy {
   checkRecipient(session: PolicySession, recipient: { readonly mailbox: Mailbox }): Reply | undefined {
     const { mailbox } = recipient;
     if (routingForm(mailbox)) return formRefused;
-    if (session.auth !== undefined) return undefined;
+    if (session.auth !== undefined || this.trusted(session)) return undefined;
     return this.#domains().managed(mailbox.domain) === undefined ? relayDenied : undefined;
   }
 }

@@ -114,7 +114,9 @@ export function ingressHandler(deps: IngressHandlerDeps): SessionHandler {
     async rcptTo(session, _tx, recipient) {
       const refusal = deps.policy.checkRecipient(session, recipient);
       if (refusal !== undefined) return refusal;
-      if (session.auth !== undefined || session.mode !== ListenerMode.Mx) return undefined;
+      // Greylisting and tarpitting are for strangers, not for the organisation's own relay networks.
+      if (session.auth !== undefined || session.mode !== ListenerMode.Mx || deps.policy.trusted(session))
+        return undefined;
       const domain = deps.domains().managed(recipient.mailbox.domain);
       if (domain === undefined) return undefined;
       const { greylisting, tarpit } = domain.inbound;
@@ -140,7 +142,13 @@ export function ingressHandler(deps: IngressHandlerDeps): SessionHandler {
     async message(session, tx, original) {
       let body = original;
       let prefix = '';
-      if (session.auth === undefined && session.mode === ListenerMode.Mx && deps.inbound !== undefined) {
+      const trusted = deps.policy.trusted(session);
+      if (
+        session.auth === undefined &&
+        !trusted &&
+        session.mode === ListenerMode.Mx &&
+        deps.inbound !== undefined
+      ) {
         const index = deps.domains();
         const flags = [];
         for (const r of tx.recipients) {
@@ -187,8 +195,14 @@ export function ingressHandler(deps: IngressHandlerDeps): SessionHandler {
         authIdentity: deps.receivedAuthIdentity ? session.auth?.identity : undefined,
         date: new Date(),
       });
+      // The MailDomain the mail is sent as (DKIM signing, per-sender limits): the authenticated
+      // user's; for a relay network, the sender's domain when it is a managed one.
       const senderDomain =
-        session.auth === undefined ? undefined : deps.domains().user(session.auth.identity)?.domain.domain;
+        session.auth !== undefined
+          ? deps.domains().user(session.auth.identity)?.domain.domain
+          : trusted && tx.sender !== undefined
+            ? deps.domains().managed(tx.sender.domain)?.domain
+            : undefined;
       return await deps.acceptor.accept(session, tx, body, { prefix: received + prefix, senderDomain });
     },
     async etrn(session, node) {
