@@ -9,21 +9,12 @@ import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { connect } from '@nats-io/transport-node';
 import { freePort } from '@petrel/localenv';
 import { compileDirectory, writeRuntimeConfig } from '@petrel/operator';
 import { timestampFromDate } from '@petrel/proto';
-import {
-  deferEntry,
-  encodeEnvelope,
-  ensureDeliveryConsumers,
-  ensureStreams,
-  newEnvelope,
-  newMessageId,
-  publishEntry,
-} from '@petrel/queue';
-import { startDnsServer, startNats, startSmtpSink, tempDir, waitFor } from '@petrel/test-harness';
+import { deferEntry, encodeEnvelope, newEnvelope, newMessageId, publishEntry } from '@petrel/queue';
+import { startQueue } from '@petrel/queue/testing';
+import { startDnsServer, startSmtpSink, tempDir, waitFor } from '@petrel/test-harness';
 
 const deferredCount = Number(process.argv[2] ?? 100_000);
 const freshCount = Number(process.argv[3] ?? 5_000);
@@ -33,13 +24,7 @@ const after = (fn: () => Promise<void> | void) => void cleanups.push(fn);
 const body = Buffer.from(`Subject: backlog\r\n\r\n${`${'x'.repeat(76)}\r\n`.repeat(52)}`);
 
 async function run(backlog: number): Promise<{ msgPerSec: number; rssMiB: number }> {
-  const nats = await startNats(after);
-  const nc = await connect({ servers: nats.url });
-  after(() => nc.close());
-  const jsm = await jetstreamManager(nc);
-  await ensureStreams(jsm, { replicas: 1 });
-  await ensureDeliveryConsumers(jsm, { ackWaitMs: 60_000 });
-  const js = jetstream(nc);
+  const { url, js } = await startQueue({ after }, { ackWaitMs: 60_000 });
   const port = await freePort();
   const sink = await startSmtpSink({ host: '127.0.0.1', port });
   after(() => sink.close());
@@ -93,7 +78,7 @@ async function run(backlog: number): Promise<{ msgPerSec: number; rssMiB: number
     {
       env: {
         ...process.env,
-        PETREL_NATS_URL: nats.url,
+        PETREL_NATS_URL: url,
         PETREL_RUNTIME_CONFIG: runtimeConfig,
         PETREL_DNS_SERVERS: dns.address,
         PETREL_MX_PORT: String(port),

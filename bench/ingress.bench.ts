@@ -3,7 +3,7 @@
 // accepted msg/s, the ingress process's CPU per message, and p50/p99 accept latency (final dot
 // written → 250 read); and, on a separate fresh ingress process, its RSS with 10,000 idle connections.
 // Usage: node bench/ingress.bench.ts [messagesWithReuse=20000] [messagesWithoutReuse=4000] [idle=10000]
-import { type ChildProcess, fork, spawn } from 'node:child_process';
+import { type ChildProcess, fork } from 'node:child_process';
 import { once } from 'node:events';
 import { readFile, writeFile } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { compileDirectory, writeRuntimeConfig } from '@petrel/operator';
 import { dotStuff } from '@petrel/smtp';
-import { startNats, tempDir } from '@petrel/test-harness';
+import { runClient, startNats, tempDir } from '@petrel/test-harness';
 
 const withReuse = Number(process.argv[2] ?? 20_000);
 const withoutReuse = Number(process.argv[3] ?? 4_000);
@@ -167,13 +167,8 @@ async function smtpSource(connections: number, total: number, reuse: boolean): P
   const t0 = performance.now();
   const args = ['-s', String(connections), '-m', String(total), '-l', '4096', '-f', 'bench@outside.example'];
   args.push('-t', 'rcpt@example.org', ...(reuse ? ['-d'] : []), `127.0.0.1:${port}`);
-  const child = spawn('smtp-source', args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (c: Buffer) => {
-    stderr += c.toString();
-  });
-  const [code] = (await once(child, 'exit')) as [number | null];
-  if (code !== 0) throw new Error(`smtp-source failed (${code}): ${stderr}`);
+  const run = await runClient('smtp-source', args, { timeoutMs: 900_000 });
+  if (run.exitCode !== 0) throw new Error(`smtp-source failed (${run.exitCode}): ${run.stderr}`);
   const seconds = (performance.now() - t0) / 1000;
   const cpu = (await cpuMicros()) - cpu0;
   console.log(

@@ -46,6 +46,7 @@ import { STREAM_OUTBOUND } from '@petrel/queue';
 import {
   type PetrelDev,
   type ReceivedMessage,
+  runClient,
   startDnsServer,
   startPetrelDev,
   startSmtpSink,
@@ -399,13 +400,8 @@ async function postfixSink(): Promise<BenchSink> {
 async function smtpSource(port: number, sessions: number, messages: number, size: number, tag: string) {
   const args = ['-s', String(sessions), '-m', String(messages), '-l', String(size), '-d', '-N'];
   args.push('-M', 'bench.example', '-f', SENDER, '-t', `${tag}@${DEST}`, `127.0.0.1:${port}`);
-  const child = spawn('smtp-source', args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (c: Buffer) => {
-    stderr += c.toString();
-  });
-  const [code] = (await once(child, 'exit')) as [number | null];
-  if (code !== 0) throw new Error(`smtp-source failed (${code}): ${stderr}`);
+  const run = await runClient('smtp-source', args, { timeoutMs: 900_000 });
+  if (run.exitCode !== 0) throw new Error(`smtp-source failed (${run.exitCode}): ${run.stderr}`);
 }
 
 /** Copies the components' logs out of the data directory (removed at the end). */

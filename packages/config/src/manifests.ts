@@ -117,12 +117,12 @@ export const MailDomainSpecSchema = z.strictObject({
   submission: z.strictObject({ users: z.array(SubmissionUserSchema).default([]) }).optional(),
 });
 
-export const MailDomainSchema = z.object({
-  apiVersion: z.literal(API_VERSION),
-  kind: z.literal('MailDomain'),
-  metadata,
-  spec: MailDomainSpecSchema,
-});
+/** A petrel.dev/v1alpha1 resource of `kind` with this spec. */
+function resource<K extends string, S extends z.ZodType>(kind: K, spec: S) {
+  return z.object({ apiVersion: z.literal(API_VERSION), kind: z.literal(kind), metadata, spec });
+}
+
+export const MailDomainSchema = resource('MailDomain', MailDomainSpecSchema);
 export type MailDomain = z.infer<typeof MailDomainSchema>;
 
 export const SecretSchema = z.object({
@@ -193,10 +193,5 @@ export const DeliveryPolicySpecSchema = z
     path: ['relay'],
   });
 
-export const DeliveryPolicySchema = z.object({
-  apiVersion: z.literal(API_VERSION),
-  kind: z.literal('DeliveryPolicy'),
-  metadata,
-  spec: DeliveryPolicySpecSchema,
-});
+export const DeliveryPolicySchema = resource('DeliveryPolicy', DeliveryPolicySpecSchema);
 export type DeliveryPolicy = z.infer<typeof DeliveryPolicySchema>;

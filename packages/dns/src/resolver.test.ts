@@ -5,7 +5,8 @@ import type { AddressInfo } from 'node:net';
 import { describe, it, type TestContext } from 'node:test';
 import type { Attributes, Span, SpanContext, SpanOptions, SpanStatus } from '@opentelemetry/api';
 import { type DnsRecord, type DnsServer, startDnsServer, waitFor } from '@petrel/test-harness';
-import { DnsError, DnsErrorCode } from './errors.ts';
+import { failure } from '../test/failure.ts';
+import { DnsErrorCode } from './errors.ts';
 import { DnsResolver, reverseName } from './resolver.ts';
 import { parseServers } from './servers.ts';
 
@@ -47,16 +48,6 @@ async function asked(dns: DnsServer, type: string, name: string): Promise<number
     { timeoutMs: 5000, message: 'sentinel query in the dnsmasq log' },
   );
   return log.filter((q) => q.type === type && q.name === name).length;
-}
-
-async function failure(p: Promise<unknown>): Promise<DnsError> {
-  try {
-    await p;
-  } catch (error) {
-    assert.ok(error instanceof DnsError, `expected DnsError, got ${String(error)}`);
-    return error;
-  }
-  assert.fail('expected a DNS failure');
 }
 
 class RecordedSpan implements Span {

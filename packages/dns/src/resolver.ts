@@ -4,6 +4,7 @@ import { isIP } from 'node:net';
 import { type Attributes, SpanKind, SpanStatusCode, type Tracer, trace } from '@opentelemetry/api';
 import { TtlCache } from './cache.ts';
 import { copyError, DnsError, DnsErrorCode, fromResolverError } from './errors.ts';
+import { ipv6Hex } from './ip.ts';
 import { parseServer } from './servers.ts';
 
 /** The record types this resolver answers. */
@@ -102,22 +103,6 @@ export function reverseName(ip: string): string {
   if (family === 4) return `${ip.split('.').reverse().join('.')}.in-addr.arpa`;
   if (family === 6) return `${[...ipv6Hex(ip)].reverse().join('.')}.ip6.arpa`;
   throw new DnsError(DnsErrorCode.BadName, `not an IP address: ${JSON.stringify(ip)}`, { rrtype: 'PTR' });
-}
-
-/** The 32 hex digits of a valid IPv6 address, also with an embedded IPv4 tail (RFC 4291 §2.2). */
-function ipv6Hex(ip: string): string {
-  let text = ip.toLowerCase();
-  const lastColon = text.lastIndexOf(':');
-  const tail = text.slice(lastColon + 1);
-  if (tail.includes('.')) {
-    const [a = 0, b = 0, c = 0, d = 0] = tail.split('.').map(Number);
-    text = `${text.slice(0, lastColon + 1)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
-  }
-  const [head = '', rest] = text.split('::');
-  const h = head === '' ? [] : head.split(':');
-  const t = rest === undefined || rest === '' ? [] : rest.split(':');
-  const groups = [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
-  return groups.map((g) => g.padStart(4, '0')).join('');
 }
 
 /**

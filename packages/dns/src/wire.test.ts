@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
 import { once } from 'node:events';
 import { test } from 'node:test';
+import { failure } from '../test/failure.ts';
 import { startWireDnsServer, zoneHandler } from '../test/server.ts';
 import { DnsError, DnsErrorCode } from './errors.ts';
 import {
@@ -16,16 +17,6 @@ import {
   RecordType,
   recordSet,
 } from './wire.ts';
-
-async function failure(p: Promise<unknown>): Promise<DnsError> {
-  try {
-    await p;
-  } catch (error) {
-    assert.ok(error instanceof DnsError, `expected DnsError, got ${String(error)}`);
-    return error;
-  }
-  assert.fail('expected a DNS failure');
-}
 
 test('messages round-trip: A, AAAA, MX, CNAME, TLSA, SOA, unknown types, OPT with DO and extended RCODE', () => {
   const wire = encodeMessage({

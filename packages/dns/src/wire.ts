@@ -12,6 +12,7 @@ import { createSocket } from 'node:dgram';
 import { getServers } from 'node:dns';
 import { isIP, isIPv4, isIPv6, connect as tcpConnect } from 'node:net';
 import { DnsError, DnsErrorCode } from './errors.ts';
+import { ipv6Hex } from './ip.ts';
 import { parseServer } from './servers.ts';
 
 /** RR TYPE values (RFC 1035 §3.2.2, RFC 3596 §2.1, RFC 6891 §6.1.1, RFC 4034 §3, RFC 6698 §7.1). */
@@ -232,21 +233,6 @@ function u32(value: number): Buffer {
   return b;
 }
 
-function ipv6Bytes(address: string): Buffer {
-  let text = address;
-  const lastColon = text.lastIndexOf(':');
-  const tail = text.slice(lastColon + 1);
-  if (tail.includes('.')) {
-    const [a = 0, b = 0, c = 0, d = 0] = tail.split('.').map(Number);
-    text = `${text.slice(0, lastColon + 1)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
-  }
-  const [head = '', rest] = text.split('::');
-  const h = head === '' ? [] : head.split(':');
-  const t = rest === undefined || rest === '' ? [] : rest.split(':');
-  const groups = [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
-  return Buffer.concat(groups.map((g) => u16(Number.parseInt(g, 16))));
-}
-
 function ipv6Text(bytes: Buffer): string {
   const groups: string[] = [];
   for (let i = 0; i < 16; i += 2) groups.push(bytes.readUInt16BE(i).toString(16));
@@ -278,7 +264,7 @@ export function encodeRecordData(data: RecordData): Buffer {
       return Buffer.from(data.address.split('.').map(Number));
     case 'AAAA':
       if (!isIPv6(data.address)) throw new TypeError(`not an IPv6 address: ${data.address}`);
-      return ipv6Bytes(data.address);
+      return Buffer.from(ipv6Hex(data.address), 'hex');
     case 'CNAME':
       return encodeName(data.target);
     case 'MX':

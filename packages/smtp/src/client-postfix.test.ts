@@ -2,10 +2,8 @@
 // EHLO again over TLS, PIPELINING/CHUNKING as Postfix offers them; Postfix relays the message on
 // to the scriptable sink, where the exact bytes arrive.
 import assert from 'node:assert/strict';
-import { chmod, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { test } from 'node:test';
-import { type ReceivedMessage, startPostfix, startSmtpSink, tempDir } from '@petrel/test-harness';
+import { type ReceivedMessage, startPostfix, startSmtpSink } from '@petrel/test-harness';
 import { testCertificate } from '../test/wire.ts';
 import { SmtpClient } from './client.ts';
 
@@ -16,20 +14,11 @@ test('delivers to Postfix over STARTTLS (required, validated), and Postfix relay
   const sink = await startSmtpSink({ onMessage: (m) => arrived.resolve(m) });
   t.after(() => sink.close());
   const cert = testCertificate();
-  const dir = await tempDir('client-postfix-tls');
-  await chmod(dir, 0o755);
-  await writeFile(join(dir, 'cert.pem'), cert.cert);
-  await writeFile(join(dir, 'key.pem'), cert.key, { mode: 0o600 });
   const postfix = await startPostfix(t.after.bind(t), {
     relayHost: sink.host,
     relayPort: sink.port,
     tls: 'none',
-    mainCf: {
-      smtpd_tls_cert_file: join(dir, 'cert.pem'),
-      smtpd_tls_key_file: join(dir, 'key.pem'),
-      smtpd_tls_security_level: 'may',
-      smtpd_tls_loglevel: '1',
-    },
+    smtpdTls: { chain: cert.cert, key: cert.key },
   });
   const client = await SmtpClient.connect({
     host: '127.0.0.1',

@@ -11,7 +11,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { type JetStreamClient, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { type JetStreamClient, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { connect } from '@nats-io/transport-node';
 import { compileDirectory, writeRuntimeConfig } from '@petrel/operator';
@@ -20,18 +20,16 @@ import {
   deferEntry,
   deferredFilter,
   encodeEnvelope,
-  ensureDeliveryConsumers,
-  ensureStreams,
   newEnvelope,
   newMessageId,
   publishEntry,
   STREAM_OUTBOUND,
 } from '@petrel/queue';
+import { startQueue } from '@petrel/queue/testing';
 import {
   type DnsRecord,
   type ReceivedMessage,
   startDnsServer,
-  startNats,
   startSmtpSink,
   tempDir,
   waitFor,
@@ -56,13 +54,7 @@ interface Cluster {
 
 async function cluster(t: { after: After }, records: DnsRecord[], manifests: string): Promise<Cluster> {
   const after: After = (fn) => t.after(fn);
-  const nats = await startNats(after);
-  const nc = await connect({ servers: nats.url });
-  after(() => nc.close());
-  const jsm = await jetstreamManager(nc);
-  await ensureStreams(jsm, { replicas: 1 });
-  await ensureDeliveryConsumers(jsm, { ackWaitMs: 30_000 });
-  const js = jetstream(nc);
+  const { js, url } = await startQueue(t, { ackWaitMs: 30_000 });
   const sink = await startSmtpSink({ host: '127.0.0.1' });
   after(() => sink.close());
   const dns = await startDnsServer({ records, after });
@@ -84,7 +76,7 @@ async function cluster(t: { after: After }, records: DnsRecord[], manifests: str
   return {
     stopWorkers,
     js,
-    natsUrl: nats.url,
+    natsUrl: url,
     sink,
     dnsAddress: dns.address,
     runtimeConfig,
@@ -92,7 +84,7 @@ async function cluster(t: { after: After }, records: DnsRecord[], manifests: str
       const child = fork(MAIN, [], {
         env: {
           ...process.env,
-          PETREL_NATS_URL: nats.url,
+          PETREL_NATS_URL: url,
           PETREL_RUNTIME_CONFIG: runtimeConfig,
           PETREL_DNS_SERVERS: dns.address,
           PETREL_MX_PORT: String(sink.port),

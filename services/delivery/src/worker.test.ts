@@ -6,28 +6,17 @@
 import assert from 'node:assert/strict';
 import { createHash, X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
-import { chmod, writeFile } from 'node:fs/promises';
 import { createServer as createHttpsServer } from 'node:https';
 import { type AddressInfo, createServer as createNetServer } from 'node:net';
-import { join } from 'node:path';
 import { test } from 'node:test';
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
-import { connect } from '@nats-io/transport-node';
 import { DomainIndex, parseRuntimeConfig } from '@petrel/config';
 import { DnsResolver, TlsaResolver } from '@petrel/dns';
 import { startWireDnsServer, zoneHandler } from '@petrel/dns/testing';
 import { freePort } from '@petrel/localenv';
 import { EventKind, timestampFromDate } from '@petrel/proto';
-import {
-  decodeEvent,
-  ensureDeliveryConsumers,
-  ensureStreams,
-  newEnvelope,
-  newMessageId,
-  publishMessage,
-  STREAM_EVENTS,
-} from '@petrel/queue';
+import { decodeEvent, newEnvelope, newMessageId, publishMessage, STREAM_EVENTS } from '@petrel/queue';
+import { startQueue } from '@petrel/queue/testing';
 import { ServerSession } from '@petrel/smtp';
 import { createLogger } from '@petrel/telemetry';
 import {
@@ -36,10 +25,8 @@ import {
   type ReceivedMessage,
   type SinkBehaviour,
   startDnsServer,
-  startNats,
   startPostfix,
   startSmtpSink,
-  tempDir,
   verifyWithDkimpy,
   waitFor,
 } from '@petrel/test-harness';
@@ -86,6 +73,39 @@ interface Setup {
   ): Promise<{ ok: boolean; count?: number; code?: string; error?: string }>;
 }
 
+/**
+ * An MX on `host:port`: our own SMTP server with STARTTLS, the certificate chosen per connection
+ * by `certificate()`. Resolves to the recipients it accepted, in order.
+ */
+async function tlsMx(
+  t: { after: After },
+  host: string,
+  port: number,
+  hostname: string,
+  certificate: () => { cert: Buffer; key: Buffer },
+): Promise<string[]> {
+  const delivered: string[] = [];
+  const mx = createNetServer((socket) => {
+    const session = new ServerSession(
+      socket,
+      'mx',
+      {
+        rcptTo: () => undefined,
+        message: async (_s, tx) => {
+          delivered.push(...tx.recipients.map((r) => r.mailbox.address));
+          return { code: 250, enhanced: '2.0.0', lines: ['OK'] } as never;
+        },
+      },
+      { hostname, maxMessageSize: 1_000_000, tls: () => certificate() },
+    );
+    void session.run().catch(() => undefined);
+  });
+  mx.listen(port, host);
+  await once(mx, 'listening');
+  t.after(() => new Promise<void>((resolve) => mx.close(() => resolve())));
+  return delivered;
+}
+
 /** A runtime-config domain with outbound DKIM keys and nothing else. */
 function managedDomain(
   domain: string,
@@ -125,15 +145,9 @@ async function setup(
   } = {},
 ): Promise<Setup> {
   const after: After = (fn) => t.after(fn);
-  const nats = await startNats(after);
-  const nc = await connect({ servers: nats.url });
-  after(() => nc.close());
-  const jsm = await jetstreamManager(nc);
-  await ensureStreams(jsm, { replicas: 1 });
-  await ensureDeliveryConsumers(jsm, { ackWaitMs: 10_000 });
+  const { url: natsUrl, nc, js, jsm } = await startQueue(t, { ackWaitMs: 10_000 });
   const dns = await startDnsServer({ records, after });
   const port = options.mxPort ?? (await freePort());
-  const js = jetstream(nc);
   const suppressions = new SuppressionList(await new Kvm(js).create(SUPPRESSIONS_BUCKET));
   await suppressions.start();
   after(() => suppressions.stop());
@@ -170,7 +184,7 @@ async function setup(
   });
   after(() => operations.unsubscribe());
   const config = DeliveryConfigSchema.parse({
-    natsUrl: nats.url,
+    natsUrl,
     runtimeConfigPath: '/nonexistent',
     hostname: 'worker.test',
     retryDelaysMs: options.retryDelays ?? '1s',
@@ -660,29 +674,7 @@ test('MTA-STS enforce: an MX whose certificate does not validate is not used (de
   let serving = wrong;
   // The MX: our own SMTP server with STARTTLS, certificate chosen per connection.
   const port = await freePort();
-  const delivered: string[] = [];
-  const mx = createNetServer((socket) => {
-    const session = new ServerSession(
-      socket,
-      'mx',
-      {
-        rcptTo: () => undefined,
-        message: async (_s, tx) => {
-          delivered.push(...tx.recipients.map((r) => r.mailbox.address));
-          return { code: 250, enhanced: '2.0.0', lines: ['OK'] } as never;
-        },
-      },
-      {
-        hostname: 'mx.sts.test',
-        maxMessageSize: 1_000_000,
-        tls: () => ({ cert: serving.cert, key: serving.key }),
-      },
-    );
-    void session.run().catch(() => undefined);
-  });
-  mx.listen(port, '127.0.0.16');
-  await once(mx, 'listening');
-  t.after(() => new Promise<void>((resolve) => mx.close(() => resolve())));
+  const delivered = await tlsMx(t, '127.0.0.16', port, 'mx.sts.test', () => serving);
   // The policy host.
   const https = createHttpsServer({ cert: ca.cert, key: ca.key }, (_req, res) => {
     res
@@ -726,29 +718,7 @@ test('DANE (RFC 7672): an MX with secure TLSA records gets mail only over TLS ma
   const served = issueCertificate(['unrelated.example']);
   const other = issueCertificate(['other.example']);
   const port = await freePort();
-  const delivered: string[] = [];
-  const mx = createNetServer((socket) => {
-    const session = new ServerSession(
-      socket,
-      'mx',
-      {
-        rcptTo: () => undefined,
-        message: async (_s, tx) => {
-          delivered.push(...tx.recipients.map((r) => r.mailbox.address));
-          return { code: 250, enhanced: '2.0.0', lines: ['OK'] } as never;
-        },
-      },
-      {
-        hostname: 'mx.dane.test',
-        maxMessageSize: 1_000_000,
-        tls: () => ({ cert: served.cert, key: served.key }),
-      },
-    );
-    void session.run().catch(() => undefined);
-  });
-  mx.listen(port, '127.0.0.19');
-  await once(mx, 'listening');
-  t.after(() => new Promise<void>((resolve) => mx.close(() => resolve())));
+  const delivered = await tlsMx(t, '127.0.0.19', port, 'mx.dane.test', () => served);
   const spki311 = (pem: Buffer) => ({
     type: 'TLSA' as const,
     usage: 3,
@@ -827,19 +797,11 @@ test('a real Postfix as the MX: delivered over STARTTLS with a certificate valid
   t.after(() => sink.close());
   const ca = issueCertificate(['Petrel Test CA']);
   const leaf = issueCertificate(['mx.pf.test'], ca);
-  const dir = await tempDir('worker-postfix');
-  await chmod(dir, 0o755);
-  await writeFile(join(dir, 'cert.pem'), Buffer.concat([leaf.cert, ca.cert]));
-  await writeFile(join(dir, 'key.pem'), leaf.key, { mode: 0o600 });
   const postfix = await startPostfix(t.after.bind(t), {
     relayHost: sink.host,
     relayPort: sink.port,
     tls: 'none',
-    mainCf: {
-      smtpd_tls_cert_file: join(dir, 'cert.pem'),
-      smtpd_tls_key_file: join(dir, 'key.pem'),
-      smtpd_tls_security_level: 'may',
-    },
+    smtpdTls: { chain: Buffer.concat([leaf.cert, ca.cert]), key: leaf.key },
   });
   const q = await setup(
     t,

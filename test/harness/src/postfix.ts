@@ -60,6 +60,11 @@ export interface PostfixOptions {
   hostname?: string;
   /** Logs the whole SMTP conversation with the relayhost (debug_peer_list), for assertions. */
   trace?: boolean;
+  /**
+   * STARTTLS on Postfix's own smtpd with this certificate chain (PEM, leaf first) and key; the
+   * files go into the instance directory (smtpd_tls_security_level = may).
+   */
+  smtpdTls?: { chain: Buffer; key: Buffer };
   /** Extra or overriding main.cf parameters. */
   mainCf?: Readonly<Record<string, string>>;
 }
@@ -222,6 +227,12 @@ export function mainCf(dir: string, options: PostfixOptions): Record<string, str
     smtp_tls_loglevel: '1',
     smtp_sasl_auth_enable: options.sasl === undefined ? 'no' : 'yes',
   };
+  if (options.smtpdTls !== undefined) {
+    params['smtpd_tls_cert_file'] = join(dir, 'etc', 'smtpd-cert.pem');
+    params['smtpd_tls_key_file'] = join(dir, 'etc', 'smtpd-key.pem');
+    params['smtpd_tls_security_level'] = 'may';
+    params['smtpd_tls_loglevel'] = '1';
+  }
   if (options.caFile !== undefined) params['smtp_tls_CAfile'] = checkValue('caFile', options.caFile);
   if (options.verifyName !== undefined) {
     params['smtp_tls_secure_cert_match'] = checkValue('verifyName', options.verifyName);
@@ -493,6 +504,10 @@ export async function startPostfix(after: After, options: PostfixOptions): Promi
   await mkdir(etc);
   // The queue directory must exist and belong to root; `postfix start` creates what is below it.
   await mkdir(join(dir, 'queue'));
+  if (options.smtpdTls !== undefined) {
+    await writeFile(join(etc, 'smtpd-cert.pem'), options.smtpdTls.chain);
+    await writeFile(join(etc, 'smtpd-key.pem'), options.smtpdTls.key, { mode: 0o600 });
+  }
   if (options.sasl !== undefined) {
     const key = `[${options.relayHost}]:${options.relayPort}`;
     const value = `${checkValue('username', options.sasl.username)}:${checkValue('password', options.sasl.password)}`;
