@@ -176,22 +176,20 @@ const CRLF = Buffer.from('\r\n');
 // ---------------------------------------------------------------------------------------------
 // Keys
 
-interface PreparedKey {
-  pem: string;
-  algorithm: DkimAlgorithm;
-  keyObject: KeyObject;
-}
-
-/** Parsed keys by key object: the runtime config is frozen and lives until the next reload. */
-const prepared = new WeakMap<DkimKey, PreparedKey>();
+/**
+ * Parsed keys by algorithm and PEM, so that every caller (the worker per message, DSNs) hits it
+ * whatever object it passes; bounded, the oldest entry goes first (keys change only on rotation).
+ */
+const prepared = new Map<string, KeyObject>();
+const MAX_PREPARED = 256;
 
 function keyObjectOf(key: DkimKey): KeyObject {
-  const cached = prepared.get(key);
-  if (cached !== undefined && cached.pem === key.privateKeyPem && cached.algorithm === key.algorithm) {
-    return cached.keyObject;
-  }
+  const id = `${key.algorithm}\0${key.privateKeyPem}`;
+  const cached = prepared.get(id);
+  if (cached !== undefined) return cached;
   const keyObject = parseKey(key);
-  prepared.set(key, { pem: key.privateKeyPem, algorithm: key.algorithm, keyObject });
+  if (prepared.size >= MAX_PREPARED) prepared.delete(prepared.keys().next().value as string);
+  prepared.set(id, keyObject);
   return keyObject;
 }
 

@@ -196,8 +196,6 @@ export class DeliveryWorker {
   #busy = 0;
   /** Resolved (and replaced) whenever an entry finishes: every waiting shard loop re-checks. */
   #roomChanged = Promise.withResolvers<void>();
-  /** Parsed signing keys per runtime-config key list (the config is immutable; reloads replace it). */
-  readonly #signers = new WeakMap<object, Parameters<typeof signMessage>[1]>();
   #keepAlive: NodeJS.Timeout | undefined;
   #stopping = false;
   #policies: { config: unknown; index: PolicyIndex } | undefined;
@@ -895,14 +893,11 @@ export class DeliveryWorker {
     if (!domain) return body;
     const keys = this.#deps.domains().managed(domain)?.dkimKeys ?? [];
     if (keys.length === 0) return body;
-    // The same key objects every time, so that dkim.ts's parsed-key cache hits.
-    let signers = this.#signers.get(keys);
-    if (signers === undefined) {
-      signers = keys.map((k) => ({ ...k, algorithm: k.algorithm as DkimAlgorithm, domain }));
-      this.#signers.set(keys, signers);
-    }
     try {
-      return signMessage(body, signers);
+      return signMessage(
+        body,
+        keys.map((k) => ({ ...k, algorithm: k.algorithm as DkimAlgorithm, domain })),
+      );
     } catch (error) {
       this.#deps.log.warn(
         { err: error, domain, messageId: envelope.messageId },
