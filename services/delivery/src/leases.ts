@@ -77,6 +77,13 @@ export class ShardLeases {
       try {
         this.#owned.set(shard, await kv.update(SHARD_KEY(shard), workerId, revision));
       } catch (error) {
+        // An earlier renewal whose reply was lost (a timeout) may have succeeded: then the key
+        // is still ours at a newer revision, and giving it up would move the domain for nothing.
+        const current = await kv.get(SHARD_KEY(shard)).catch(() => null);
+        if (current?.operation === 'PUT' && current.string() === workerId) {
+          this.#owned.set(shard, current.revision);
+          continue;
+        }
         // Someone else holds it now (we were partitioned past the TTL): stop at once.
         this.#owned.delete(shard);
         this.#o.log.warn({ shard, err: error }, 'shard lease lost');

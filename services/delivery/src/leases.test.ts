@@ -1,0 +1,37 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { Kvm } from '@nats-io/kv';
+import { startQueue } from '@petrel/queue/testing';
+import { LEASE_TTL_MS, LEASES_BUCKET, ShardLeases } from './leases.ts';
+
+const quiet = { warn() {}, info() {} };
+
+test('a renewal whose reply was lost but which took effect keeps the shard; a taken one is given up', async (t) => {
+  const { js } = await startQueue(t);
+  const kv = await new Kvm(js).create(LEASES_BUCKET, { history: 1, ttl: LEASE_TTL_MS });
+  const released: number[] = [];
+  const leases = new ShardLeases({
+    kv,
+    workerId: 'w1',
+    shards: 2,
+    acquired: () => {},
+    released: async (shard) => {
+      released.push(shard);
+    },
+    log: quiet,
+  });
+  await leases.tick();
+  assert.deepEqual(leases.owned, [0, 1]);
+  // Shard 0: our own renewal went through but we never saw its reply (revision moved, still ours).
+  const e0 = await kv.get('shard.0');
+  await kv.update('shard.0', 'w1', e0?.revision ?? 0);
+  // Shard 1: another worker took it (we were partitioned past the TTL).
+  const e1 = await kv.get('shard.1');
+  await kv.update('shard.1', 'w2', e1?.revision ?? 0);
+  await leases.tick();
+  assert.deepEqual(leases.owned, [0], 'shard 0 kept, shard 1 given up');
+  await new Promise<void>((resolve) => setImmediate(resolve));
+  assert.deepEqual(released, [1]);
+  await leases.tick();
+  assert.deepEqual(leases.owned, [0], 'and renewed normally afterwards');
+});
