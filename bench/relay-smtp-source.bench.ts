@@ -173,14 +173,14 @@ async function groupProcesses(pgid: number): Promise<Proc[]> {
   return found;
 }
 
-/** utime + stime (µs) of a process; 0 once it is gone. */
-async function cpuMicros(pid: number | 'self'): Promise<number> {
+/** utime + stime (µs) of a process, and stime alone; 0 once it is gone. */
+async function cpuMicros(pid: number | 'self'): Promise<{ cpu: number; sys: number }> {
   try {
     const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
     const f = stat.slice(stat.lastIndexOf(') ') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) * TICK_US;
+    return { cpu: (Number(f[11]) + Number(f[12])) * TICK_US, sys: Number(f[12]) * TICK_US };
   } catch {
-    return 0;
+    return { cpu: 0, sys: 0 };
   }
 }
 
@@ -206,18 +206,21 @@ async function syscalls(pid: number | 'self'): Promise<{ reads: number; writes: 
 
 interface Usage {
   cpu: number;
+  /** Of which in the kernel (system calls; on loopback a send also runs the receiver's TCP input). */
+  sys: number;
   reads: number;
   writes: number;
 }
 
 async function usage(pid: number | 'self'): Promise<Usage> {
   const [cpu, io] = await Promise.all([cpuMicros(pid), syscalls(pid)]);
-  return { cpu, ...io };
+  return { ...cpu, ...io };
 }
 
 function minus(a: Usage, b: Usage | undefined): Usage {
   return {
     cpu: a.cpu - (b?.cpu ?? 0),
+    sys: a.sys - (b?.sys ?? 0),
     reads: a.reads - (b?.reads ?? 0),
     writes: a.writes - (b?.writes ?? 0),
   };
@@ -565,10 +568,11 @@ async function runShape(size: number, sessions: number): Promise<ShapeResult> {
     // Per component: the sum over its processes (postgres has several).
     const byName = new Map<string, Usage & { rss: number; count: number; pids: number[] }>();
     for (const p of procs) {
-      const e = byName.get(p.name) ?? { cpu: 0, reads: 0, writes: 0, rss: 0, count: 0, pids: [] };
+      const e = byName.get(p.name) ?? { cpu: 0, sys: 0, reads: 0, writes: 0, rss: 0, count: 0, pids: [] };
       e.pids.push(p.pid);
       const u = used.get(p.pid);
       e.cpu += u?.cpu ?? 0;
+      e.sys += u?.sys ?? 0;
       e.reads += u?.reads ?? 0;
       e.writes += u?.writes ?? 0;
       e.rss = Math.max(e.rss, await peakRssMiB(p.pid));
@@ -581,7 +585,7 @@ async function runShape(size: number, sessions: number): Promise<ShapeResult> {
       count: 1,
       pids: [process.pid],
     });
-    byName.set('smtp-source', { cpu: sourceCpu, reads: 0, writes: 0, rss: 0, count: 1, pids: [] });
+    byName.set('smtp-source', { cpu: sourceCpu, sys: 0, reads: 0, writes: 0, rss: 0, count: 1, pids: [] });
     let total = 0;
     let relay = 0;
     const seconds = deliveredMs / 1000;
@@ -600,7 +604,7 @@ async function runShape(size: number, sessions: number): Promise<ShapeResult> {
       line(
         name,
         e.cpu,
-        `${calls}${e.rss > 0 ? `, peak RSS ${e.rss.toFixed(0)} MiB${e.count > 1 ? ` (largest of ${e.count})` : ''}` : ''}` +
+        `${e.sys > 0 ? `, ${Math.round((e.sys / Math.max(1, e.cpu)) * 100)} % in the kernel` : ''}${calls}${e.rss > 0 ? `, peak RSS ${e.rss.toFixed(0)} MiB${e.count > 1 ? ` (largest of ${e.count})` : ''}` : ''}` +
           (e.pids.length === 1 ? ` [pid ${e.pids[0]}]` : ''),
       );
     }

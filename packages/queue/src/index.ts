@@ -25,7 +25,7 @@ export {
   QueueErrorCode,
 } from './message.ts';
 export { newMessageId } from './message-id.ts';
-export { publishEntry, publishEvent } from './publisher.ts';
+export { ackEntry, publishEntry, publishEvent, publishEventWith } from './publisher.ts';
 export {
   BODIES_MAX_AGE_MS,
   BUCKET_BODIES,
@@ -52,3 +52,4 @@ export {
   QueueHeader,
   shardOf,
 } from './subjects.ts';
+export { TurnBatch } from './turn-batch.ts';

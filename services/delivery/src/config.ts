@@ -20,7 +20,7 @@ export const DeliveryConfigSchema = z.strictObject({
   smarthostUsername: z.string().default(''),
   smarthostPassword: z.string().default(''),
   hostname: z.string().min(1).default('localhost'),
-  concurrency: z.coerce.number().int().min(1).max(1000).default(32),
+  concurrency: z.coerce.number().int().min(1).max(1000).default(100),
   ackWaitMs: z.coerce.number().int().min(1000).default(60_000),
   connectTimeoutMs: z.coerce.number().int().positive().default(30_000),
   /**
@@ -51,7 +51,7 @@ export const DeliveryConfigSchema = z.strictObject({
       }
     }),
   /** Open connections per destination host at most (a DeliveryPolicy may lower it). */
-  maxConnectionsPerHost: z.coerce.number().int().min(1).max(1000).default(10),
+  maxConnectionsPerHost: z.coerce.number().int().min(1).max(1000).default(20),
   /** Transactions per connection before it is closed and a new one opened. */
   messagesPerConnection: z.coerce.number().int().min(1).default(100),
   /** An idle pooled connection is closed after this long. */

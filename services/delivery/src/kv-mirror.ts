@@ -53,6 +53,11 @@ export class KvMirror<T> {
     return this.#values.get(key);
   }
 
+  /** Entries mirrored now. */
+  get size(): number {
+    return this.#values.size;
+  }
+
   values(): IterableIterator<T> {
     return this.#values.values();
   }

@@ -8,7 +8,7 @@ import { Kvm } from '@nats-io/kv';
 import { connect } from '@nats-io/transport-node';
 import { liveDomains } from '@petrel/config';
 import { DnsResolver, TlsaResolver } from '@petrel/dns';
-import { ensureDeliveryConsumers, ensureStreams } from '@petrel/queue';
+import { AckPublisher, ensureDeliveryConsumers, ensureStreams } from '@petrel/queue';
 import { createLogger } from '@petrel/telemetry';
 import { startTracing } from '@petrel/telemetry/sdk';
 import { dsnSender } from './bounce.ts';
@@ -86,8 +86,10 @@ async function main(): Promise<void> {
   let worker: DeliveryWorker | undefined;
   const workers = () => worker?.workers ?? 1;
   const limiter = new DestinationLimiter({ cluster: new ClusterRate({ kv: rates, workers }), workers });
+  const publisher = new AckPublisher(nc);
   worker = new DeliveryWorker({
     js,
+    publisher,
     log,
     domains: () => domains.current(),
     config,
@@ -129,6 +131,7 @@ async function main(): Promise<void> {
     log.info({ signal, inFlight: worker.inFlight }, 'delivery stopping');
     await worker.stop(30_000);
     await running.catch(() => undefined);
+    publisher.close();
     domains.close();
     controls.stop();
     suppressions.stop();

@@ -15,7 +15,14 @@ import { DnsResolver, TlsaResolver } from '@petrel/dns';
 import { startWireDnsServer, zoneHandler } from '@petrel/dns/testing';
 import { freePort } from '@petrel/localenv';
 import { EventKind, timestampFromDate } from '@petrel/proto';
-import { decodeEvent, newEnvelope, newMessageId, publishMessage, STREAM_EVENTS } from '@petrel/queue';
+import {
+  AckPublisher,
+  decodeEvent,
+  newEnvelope,
+  newMessageId,
+  publishMessage,
+  STREAM_EVENTS,
+} from '@petrel/queue';
 import { startQueue } from '@petrel/queue/testing';
 import { ServerSession } from '@petrel/smtp';
 import { createLogger } from '@petrel/telemetry';
@@ -194,8 +201,10 @@ async function setup(
     mxPort: port,
     ...(options.concurrency === undefined ? {} : { concurrency: options.concurrency }),
   });
+  const publisher = new AckPublisher(nc);
   const worker = new DeliveryWorker({
     js,
+    publisher,
     log: createLogger('delivery-test', { level: 'silent' }),
     domains: () => index,
     config,
@@ -219,6 +228,7 @@ async function setup(
   after(async () => {
     await worker.stop(5_000);
     await running.catch(() => undefined);
+    publisher.close();
   });
   return {
     port,

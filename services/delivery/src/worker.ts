@@ -8,6 +8,7 @@ import {
   BodyType,
   create,
   DeliverByMode,
+  type DeliveryEvent,
   DsnReturn,
   type Envelope,
   EventKind,
@@ -16,6 +17,8 @@ import {
   timestampFromDate,
 } from '@petrel/proto';
 import {
+  type AckPublisher,
+  ackEntry,
   DeferHeader,
   decodeEnvelope,
   deferEntry,
@@ -25,8 +28,9 @@ import {
   loadBody,
   newEvent,
   OUTBOUND_SHARDS,
-  publishEvent,
+  publishEventWith,
   STREAM_OUTBOUND,
+  TurnBatch,
 } from '@petrel/queue';
 import { type DsnNotify, type Reply, SmtpClient, SmtpClientError, SmtpClientErrorCode } from '@petrel/smtp';
 import { contextFrom, type Logger, tracer } from '@petrel/telemetry';
@@ -48,6 +52,8 @@ import { type SuppressionList, suppresses } from './suppressions.ts';
 
 export interface WorkerDeps {
   js: JetStreamClient;
+  /** Events and acks go over its shared reply subscription (packages/queue ack-publisher.ts). */
+  publisher: AckPublisher;
   log: Logger;
   domains: () => DomainIndex;
   config: DeliveryConfig;
@@ -199,6 +205,8 @@ export class DeliveryWorker {
   #keepAlive: NodeJS.Timeout | undefined;
   #stopping = false;
   #policies: { config: unknown; index: PolicyIndex } | undefined;
+  /** Events and acks of the entries settled in one event-loop turn go to NATS in one write. */
+  readonly #finishes = new TurnBatch();
 
   constructor(deps: WorkerDeps) {
     this.#deps = deps;
@@ -483,7 +491,7 @@ export class DeliveryWorker {
     // Recorded (for the message's timeline) but not counted as an attempt.
     const held = emptyOutcome();
     held.error = `not attempted: ${reason}; next look at ${at.toISOString()}`;
-    await this.#event(
+    const event = this.#eventOf(
       envelope,
       attempt - 1,
       held,
@@ -492,7 +500,7 @@ export class DeliveryWorker {
       envelope.recipients.map((r) => r.address),
       `held.${Date.now()}`,
     );
-    await m.ackAck();
+    await this.#finish(m, event === undefined ? [] : [event]);
   }
 
   #expiresAt(envelope: Envelope): Date {
@@ -752,8 +760,11 @@ export class DeliveryWorker {
       lifetimeMs: this.#lifetimeMs(envelope),
     };
     const { js, log } = this.#deps;
-    const emit = (kind: EventKind, recipients: string[], suffix: string) =>
-      this.#event(envelope, attempt, o, durationMs, kind, recipients, suffix);
+    const events: DeliveryEvent[] = [];
+    const emit = (kind: EventKind, recipients: string[], suffix: string) => {
+      const event = this.#eventOf(envelope, attempt, o, durationMs, kind, recipients, suffix);
+      if (event !== undefined) events.push(event);
+    };
     const logFields = {
       messageId: envelope.messageId,
       domain: envelope.destinationDomain,
@@ -790,10 +801,10 @@ export class DeliveryWorker {
         o.deferred = [];
       }
     }
-    await emit(EventKind.DELIVERED, o.delivered, 'delivered');
-    await emit(EventKind.BOUNCED, o.bounced, 'bounced');
-    await emit(EventKind.EXPIRED, expired, 'expired');
-    await emit(EventKind.DEFERRED, o.deferred, 'deferred');
+    emit(EventKind.DELIVERED, o.delivered, 'delivered');
+    emit(EventKind.BOUNCED, o.bounced, 'bounced');
+    emit(EventKind.EXPIRED, expired, 'expired');
+    emit(EventKind.DEFERRED, o.deferred, 'deferred');
     if (o.delivered.length > 0) log.info({ ...logFields, recipients: o.delivered.length }, 'delivered');
     const failed = [...o.bounced, ...expired];
     if (failed.length > 0) {
@@ -803,7 +814,7 @@ export class DeliveryWorker {
       await this.#deps.bounces?.(envelope, this.#failedRecipients(o, failed, expired), { original: o.body });
     }
     if (o.deferred.length === 0 || step === undefined || step.kind !== 'retry') {
-      await m.ackAck();
+      await this.#finish(m, events);
       return;
     }
     const remaining = envelope.recipients.filter((r) => o.deferred.includes(r.address));
@@ -840,11 +851,32 @@ export class DeliveryWorker {
       timeoutMs: EVENT_TIMEOUT_MS,
     });
     log.info({ ...logFields, recipients: remaining.length, retryAt: step.at.toISOString() }, 'deferred');
-    await m.ackAck();
+    await this.#finish(m, events);
   }
 
-  /** Publishes one delivery event (proto/petrel/v1/event.proto); a failure is logged, not fatal. */
-  async #event(
+  /**
+   * Publishes the attempt's events and acks the entry, at the end of this event-loop turn
+   * together with the other entries settled in it (one write to NATS for all). Whatever must be
+   * stored before the ack (the next attempt's entry, DSNs) was awaited before this. The events
+   * are not awaited before the ack (a lost event is logged, as a failed publish always was, and
+   * does not hold the mail); the ack is: until the server confirms it the entry may come back.
+   */
+  async #finish(m: JsMsg, events: readonly DeliveryEvent[]): Promise<void> {
+    const { publisher, log } = this.#deps;
+    await this.#finishes.run(() => {
+      for (const event of events) {
+        publishEventWith(publisher, event, { timeoutMs: EVENT_TIMEOUT_MS }).catch((error: unknown) =>
+          log.warn({ err: error, eventId: event.eventId }, 'event publish failed'),
+        );
+      }
+      // The ack subject: nats.js's JsMsg has it but its interface does not declare it.
+      const reply = (m as JsMsg & { readonly reply?: string }).reply;
+      return reply ? ackEntry(publisher, reply, EVENT_TIMEOUT_MS) : m.ackAck().then(() => undefined);
+    });
+  }
+
+  /** One delivery event (proto/petrel/v1/event.proto); none for no recipients. */
+  #eventOf(
     envelope: Envelope,
     attempt: number,
     o: Outcome,
@@ -852,35 +884,31 @@ export class DeliveryWorker {
     kind: EventKind,
     recipients: string[],
     suffix: string,
-  ): Promise<void> {
-    if (recipients.length === 0) return;
+  ): DeliveryEvent | undefined {
+    if (recipients.length === 0) return undefined;
     const reply = o.replies.get(recipients[0] as string) ?? o.reply;
-    await publishEvent(
-      this.#deps.js,
-      newEvent({
-        messageId: envelope.messageId,
-        destinationDomain: envelope.destinationDomain,
-        at: timestampFromDate(new Date()),
-        attempt,
-        remoteHost: o.remoteHost,
-        remoteAddress: o.remoteAddress,
-        tlsProtocol: o.tlsProtocol,
-        durationMs: BigInt(durationMs),
-        trace: envelope.trace,
-        error: o.error,
-        kind,
-        recipients,
-        reply: reply
-          ? create(SmtpReplySchema, {
-              code: reply.code,
-              enhanced: reply.enhanced ?? '',
-              text: reply.lines.join(' '),
-            })
-          : undefined,
-        eventId: `${envelope.messageId}.${envelope.destinationDomain}.${attempt}.${suffix}`,
-      }),
-      { timeoutMs: EVENT_TIMEOUT_MS },
-    ).catch((error: unknown) => this.#deps.log.warn({ err: error }, 'event publish failed'));
+    return newEvent({
+      messageId: envelope.messageId,
+      destinationDomain: envelope.destinationDomain,
+      at: timestampFromDate(new Date()),
+      attempt,
+      remoteHost: o.remoteHost,
+      remoteAddress: o.remoteAddress,
+      tlsProtocol: o.tlsProtocol,
+      durationMs: BigInt(durationMs),
+      trace: envelope.trace,
+      error: o.error,
+      kind,
+      recipients,
+      reply: reply
+        ? create(SmtpReplySchema, {
+            code: reply.code,
+            enhanced: reply.enhanced ?? '',
+            text: reply.lines.join(' '),
+          })
+        : undefined,
+      eventId: `${envelope.messageId}.${envelope.destinationDomain}.${attempt}.${suffix}`,
+    });
   }
 
   /**
