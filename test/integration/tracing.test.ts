@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { EventKind } from '@petrel/proto';
-import { decodeEvent, STREAM_EVENTS } from '@petrel/queue';
+import { decodeEvents, EventSubject, STREAM_EVENTS } from '@petrel/queue';
 import { SmtpClient } from '@petrel/smtp';
 import { startNats, startPetrelDev, startSmtpSink, waitFor } from '@petrel/test-harness';
 import { exampleConfigDir } from './fixtures.ts';
@@ -97,9 +97,11 @@ test('the ingress and delivery spans of a message reach the OTLP collector as on
   const delivered = await waitFor(
     async () => {
       const m = await jsm.streams
-        .getMessage(STREAM_EVENTS, { last_by_subj: 'petrel.events.delivered' })
+        .getMessage(STREAM_EVENTS, { last_by_subj: EventSubject.batch })
         .catch(() => null);
-      return m === null ? undefined : decodeEvent(m.data);
+      return m === null
+        ? undefined
+        : decodeEvents(m.subject, m.data).find((e) => e.kind === EventKind.DELIVERED);
     },
     { timeoutMs: 10_000, intervalMs: 100 },
   );

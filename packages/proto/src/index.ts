@@ -3,6 +3,8 @@ export { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 export { timestampDate, timestampFromDate } from '@bufbuild/protobuf/wkt';
 export {
   type DeliveryEvent,
+  type DeliveryEventBatch,
+  DeliveryEventBatchSchema,
   DeliveryEventSchema,
   EventKind,
   type SmtpReply,

@@ -1,12 +1,14 @@
 import {
   create,
   type DeliveryEvent,
+  DeliveryEventBatchSchema,
   DeliveryEventSchema,
   type Envelope,
   EnvelopeSchema,
   fromBinary,
   toBinary,
 } from '@petrel/proto';
+import { EventSubject } from './subjects.ts';
 
 export function encodeEnvelope(envelope: Envelope): Uint8Array {
   return toBinary(EnvelopeSchema, envelope);
@@ -22,6 +24,16 @@ export function encodeEvent(event: DeliveryEvent): Uint8Array {
 
 export function decodeEvent(data: Uint8Array): DeliveryEvent {
   return fromBinary(DeliveryEventSchema, data);
+}
+
+export function encodeEventBatch(events: readonly DeliveryEvent[]): Uint8Array {
+  return toBinary(DeliveryEventBatchSchema, create(DeliveryEventBatchSchema, { events: [...events] }));
+}
+
+/** The events of one message of the events stream: a batch on `petrel.events.batch`, else one event. */
+export function decodeEvents(subject: string, data: Uint8Array): DeliveryEvent[] {
+  if (subject === EventSubject.batch) return fromBinary(DeliveryEventBatchSchema, data).events;
+  return [fromBinary(DeliveryEventSchema, data)];
 }
 
 export function newEnvelope(init: Parameters<typeof create<typeof EnvelopeSchema>>[1]): Envelope {

@@ -4,7 +4,16 @@ export {
   AckPublisherErrorCode,
   type PubAckReply,
 } from './ack-publisher.ts';
-export { decodeEnvelope, decodeEvent, encodeEnvelope, encodeEvent, newEnvelope, newEvent } from './codec.ts';
+export {
+  decodeEnvelope,
+  decodeEvent,
+  decodeEvents,
+  encodeEnvelope,
+  encodeEvent,
+  encodeEventBatch,
+  newEnvelope,
+  newEvent,
+} from './codec.ts';
 export {
   DeferHeader,
   type DeferInput,
@@ -25,7 +34,13 @@ export {
   QueueErrorCode,
 } from './message.ts';
 export { newMessageId } from './message-id.ts';
-export { ackEntry, publishEntry, publishEvent, publishEventWith } from './publisher.ts';
+export {
+  ackEntry,
+  publishEntry,
+  publishEvent,
+  publishEventBatchWith,
+  publishEventWith,
+} from './publisher.ts';
 export {
   BODIES_MAX_AGE_MS,
   BUCKET_BODIES,
@@ -52,4 +67,3 @@ export {
   QueueHeader,
   shardOf,
 } from './subjects.ts';
-export { TurnBatch } from './turn-batch.ts';

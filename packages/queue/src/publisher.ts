@@ -2,7 +2,7 @@ import type { JetStreamClient, PubAck } from '@nats-io/jetstream';
 import { headers, type MsgHdrs } from '@nats-io/transport-node';
 import { type DeliveryEvent, type Envelope, EventKind } from '@petrel/proto';
 import type { AckPublisher } from './ack-publisher.ts';
-import { encodeEnvelope, encodeEvent } from './codec.ts';
+import { encodeEnvelope, encodeEvent, encodeEventBatch } from './codec.ts';
 import { QueueError, QueueErrorCode } from './message.ts';
 import { EventSubject, entryDedupeId, outboundSubject, QueueHeader } from './subjects.ts';
 
@@ -76,6 +76,31 @@ export async function publishEventWith(
   }
   if (ack?.seq === undefined)
     throw new QueueError(QueueErrorCode.Publish, `event ${event.eventId} not acknowledged`);
+}
+
+/**
+ * Publishes several events as one DeliveryEventBatch on `petrel.events.batch`: one stored stream
+ * message instead of one each. No Nats-Msg-Id (a batch re-sent after a crash is a different
+ * batch): consumers deduplicate by event id.
+ */
+export async function publishEventBatchWith(
+  publisher: AckPublisher,
+  events: readonly DeliveryEvent[],
+  options: { timeoutMs: number },
+): Promise<void> {
+  const ack = await publisher.publish(
+    EventSubject.batch,
+    encodeEventBatch(events),
+    undefined,
+    options.timeoutMs,
+  );
+  if (ack?.error) {
+    throw new QueueError(
+      QueueErrorCode.Publish,
+      `event batch refused: ${ack.error.description} (${ack.error.err_code})`,
+    );
+  }
+  if (ack?.seq === undefined) throw new QueueError(QueueErrorCode.Publish, 'event batch not acknowledged');
 }
 
 /** JetStream's acknowledgement payload (ADR-2). */

@@ -17,7 +17,7 @@ import { freePort } from '@petrel/localenv';
 import { EventKind, timestampFromDate } from '@petrel/proto';
 import {
   AckPublisher,
-  decodeEvent,
+  decodeEvents,
   newEnvelope,
   newMessageId,
   publishMessage,
@@ -274,14 +274,15 @@ async function setup(
       for (let seq = state.first_seq; seq <= state.last_seq && state.messages > 0; seq++) {
         const m = await jsm.streams.getMessage(STREAM_EVENTS, { seq });
         if (m === null) continue;
-        const e = decodeEvent(m.data);
-        out.push({
-          kind: e.kind,
-          recipients: e.recipients,
-          messageId: e.messageId,
-          remoteHost: e.remoteHost,
-          error: e.error,
-        });
+        for (const e of decodeEvents(m.subject, m.data)) {
+          out.push({
+            kind: e.kind,
+            recipients: e.recipients,
+            messageId: e.messageId,
+            remoteHost: e.remoteHost,
+            error: e.error,
+          });
+        }
       }
       return out;
     },

@@ -18,7 +18,6 @@ import {
 } from '@petrel/proto';
 import {
   type AckPublisher,
-  ackEntry,
   DeferHeader,
   decodeEnvelope,
   deferEntry,
@@ -28,9 +27,7 @@ import {
   loadBody,
   newEvent,
   OUTBOUND_SHARDS,
-  publishEventWith,
   STREAM_OUTBOUND,
-  TurnBatch,
 } from '@petrel/queue';
 import { type DsnNotify, type Reply, SmtpClient, SmtpClientError, SmtpClientErrorCode } from '@petrel/smtp';
 import { contextFrom, type Logger, tracer } from '@petrel/telemetry';
@@ -48,6 +45,7 @@ import { PolicyIndex, type PolicyMatch } from './policies.ts';
 import { ConnectionPool } from './pool.ts';
 import { type RelayHost, route, type Target } from './router.ts';
 import { delayNoticeDue, type NextStep, nextStep, type RetryPolicy } from './schedule.ts';
+import { SettleBatch } from './settle-batch.ts';
 import { type SuppressionList, suppresses } from './suppressions.ts';
 
 export interface WorkerDeps {
@@ -206,11 +204,16 @@ export class DeliveryWorker {
   #stopping = false;
   #policies: { config: unknown; index: PolicyIndex } | undefined;
   /** Events and acks of the entries settled in one event-loop turn go to NATS in one write. */
-  readonly #finishes = new TurnBatch();
+  readonly #settled: SettleBatch;
 
   constructor(deps: WorkerDeps) {
     this.#deps = deps;
     const { config } = deps;
+    this.#settled = new SettleBatch({
+      publisher: deps.publisher,
+      log: deps.log,
+      timeoutMs: EVENT_TIMEOUT_MS,
+    });
     this.#pool = new ConnectionPool({
       maxPerHost: config.maxConnectionsPerHost,
       maxMessagesPerConnection: config.messagesPerConnection,
@@ -854,25 +857,9 @@ export class DeliveryWorker {
     await this.#finish(m, events);
   }
 
-  /**
-   * Publishes the attempt's events and acks the entry, at the end of this event-loop turn
-   * together with the other entries settled in it (one write to NATS for all). Whatever must be
-   * stored before the ack (the next attempt's entry, DSNs) was awaited before this. The events
-   * are not awaited before the ack (a lost event is logged, as a failed publish always was, and
-   * does not hold the mail); the ack is: until the server confirms it the entry may come back.
-   */
-  async #finish(m: JsMsg, events: readonly DeliveryEvent[]): Promise<void> {
-    const { publisher, log } = this.#deps;
-    await this.#finishes.run(() => {
-      for (const event of events) {
-        publishEventWith(publisher, event, { timeoutMs: EVENT_TIMEOUT_MS }).catch((error: unknown) =>
-          log.warn({ err: error, eventId: event.eventId }, 'event publish failed'),
-        );
-      }
-      // The ack subject: nats.js's JsMsg has it but its interface does not declare it.
-      const reply = (m as JsMsg & { readonly reply?: string }).reply;
-      return reply ? ackEntry(publisher, reply, EVENT_TIMEOUT_MS) : m.ackAck().then(() => undefined);
-    });
+  /** Publishes the attempt's events and acks the entry, with the others settled in this turn (settle-batch.ts). */
+  #finish(m: JsMsg, events: readonly DeliveryEvent[]): Promise<void> {
+    return this.#settled.settle(m, events);
   }
 
   /** One delivery event (proto/petrel/v1/event.proto); none for no recipients. */

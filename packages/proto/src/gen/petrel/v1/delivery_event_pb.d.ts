@@ -131,6 +131,26 @@ export declare type DeliveryEvent = Message<"petrel.v1.DeliveryEvent"> & {
 export declare const DeliveryEventSchema: GenMessage<DeliveryEvent>;
 
 /**
+ * Several events in one stream message (subject petrel.events.batch): the delivery worker
+ * publishes the events of every entry settled in one event-loop turn together. Consumers
+ * deduplicate by DeliveryEvent.event_id, as they do for single events.
+ *
+ * @generated from message petrel.v1.DeliveryEventBatch
+ */
+export declare type DeliveryEventBatch = Message<"petrel.v1.DeliveryEventBatch"> & {
+  /**
+   * @generated from field: repeated petrel.v1.DeliveryEvent events = 1;
+   */
+  events: DeliveryEvent[];
+};
+
+/**
+ * Describes the message petrel.v1.DeliveryEventBatch.
+ * Use `create(DeliveryEventBatchSchema)` to create a new message.
+ */
+export declare const DeliveryEventBatchSchema: GenMessage<DeliveryEventBatch>;
+
+/**
  * @generated from enum petrel.v1.EventKind
  */
 export enum EventKind {

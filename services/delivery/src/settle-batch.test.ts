@@ -1,0 +1,100 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { AckPolicy } from '@nats-io/jetstream';
+import { EventKind } from '@petrel/proto';
+import {
+  AckPublisher,
+  decodeEvents,
+  EventSubject,
+  encodeEnvelope,
+  newEnvelope,
+  newEvent,
+  outboundSubject,
+  STREAM_EVENTS,
+  STREAM_OUTBOUND,
+} from '@petrel/queue';
+import { startQueue } from '@petrel/queue/testing';
+import { createLogger } from '@petrel/telemetry';
+import { SettleBatch } from './settle-batch.ts';
+
+const event = (id: string, kind: EventKind = EventKind.DELIVERED) =>
+  newEvent({
+    eventId: id,
+    messageId: id,
+    destinationDomain: 'example.net',
+    kind,
+    recipients: ['a@example.net'],
+  });
+
+test('entries settled in one turn: their events in one batch message, every entry acked', async (t) => {
+  const q = await startQueue(t);
+  const publisher = new AckPublisher(q.nc);
+  t.after(() => publisher.close());
+  for (let i = 0; i < 5; i++) {
+    const envelope = newEnvelope({
+      messageId: `m${i}`,
+      sender: 'a@example.org',
+      destinationDomain: 'example.net',
+      recipients: [{ address: 'b@example.net' }],
+    });
+    await q.js.publish(outboundSubject('example.net'), encodeEnvelope(envelope));
+  }
+  await q.jsm.consumers.add(STREAM_OUTBOUND, {
+    durable_name: 'settle-test',
+    ack_policy: AckPolicy.Explicit,
+    filter_subject: outboundSubject('example.net'),
+  });
+  const consumer = await q.js.consumers.get(STREAM_OUTBOUND, 'settle-test');
+  const batch = await consumer.fetch({ max_messages: 5, expires: 2_000 });
+  const entries = [];
+  for await (const m of batch) entries.push(m);
+  assert.equal(entries.length, 5);
+
+  const settle = new SettleBatch({
+    publisher,
+    log: createLogger('settle-test', { level: 'silent' }),
+    timeoutMs: 2_000,
+    maxEvents: 4,
+  });
+  // Two events for the first entry (delivered and bounced recipients), one for each other.
+  await Promise.all(
+    entries.map((m, i) =>
+      settle.settle(m, i === 0 ? [event('e0a'), event('e0b', EventKind.BOUNCED)] : [event(`e${i}`)]),
+    ),
+  );
+  const stream = await q.jsm.streams.info(STREAM_OUTBOUND);
+  assert.equal(stream.state.messages, 0, 'every entry acked (work queue: gone)');
+
+  // Six events at most four per message: two batch messages, in order, nothing else.
+  const events = await q.jsm.streams.info(STREAM_EVENTS);
+  assert.equal(events.state.messages, 2);
+  const ids: string[] = [];
+  for (let seq = events.state.first_seq; seq <= events.state.last_seq; seq++) {
+    const m = await q.jsm.streams.getMessage(STREAM_EVENTS, { seq });
+    assert.ok(m);
+    assert.equal(m.subject, EventSubject.batch);
+    ids.push(...decodeEvents(m.subject, m.data).map((e) => e.eventId));
+  }
+  assert.deepEqual(ids, ['e0a', 'e0b', 'e1', 'e2', 'e3', 'e4']);
+});
+
+test('an ack the server does not confirm rejects; a failed event publish does not hold the ack', async (t) => {
+  const q = await startQueue(t);
+  const publisher = new AckPublisher(q.nc);
+  t.after(() => publisher.close());
+  const warnings: unknown[] = [];
+  const log = createLogger('settle-test', { level: 'silent' });
+  log.warn = ((obj: unknown) => {
+    warnings.push(obj);
+  }) as typeof log.warn;
+  // No events stream: the event batch has no responder; the ack below goes to a subject nobody
+  // answers, as when the consumer is gone.
+  await q.jsm.streams.delete(STREAM_EVENTS);
+  const settle = new SettleBatch({ publisher, log, timeoutMs: 300 });
+  const fake = { reply: 'petrel.test.nobody', ackAck: () => Promise.resolve(true) };
+  await assert.rejects(
+    settle.settle(fake as never, [event('x')]),
+    (error: unknown) => error instanceof Error && /no stream|timeout/.test(error.message),
+  );
+  assert.equal(warnings.length, 1, 'the failed event publish is logged');
+});
