@@ -95,8 +95,24 @@ export function fromResolverError(error: unknown, hostname: string, rrtype: stri
   );
 }
 
-/** A fresh copy, so that callers that decorate errors (mailauth sets `spfResult`) never share one. */
-export function copyError(error: DnsError): DnsError {
+/**
+ * A fresh copy, so that callers that decorate errors (mailauth sets `spfResult`) never share one.
+ * With `captureStack` false the copy gets no stack trace (its `stack` is the "DnsError: message"
+ * line): capturing one is most of what an error costs, and a cached negative answer is thrown on
+ * every cache hit. Class, code, message, details and cause are the same either way.
+ */
+export function copyError(error: DnsError, captureStack = true): DnsError {
+  if (captureStack) return copy(error);
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return copy(error);
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
+}
+
+function copy(error: DnsError): DnsError {
   return new DnsError(
     error.code,
     error.message,

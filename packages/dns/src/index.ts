@@ -6,6 +6,8 @@ export {
   DnsResolver,
   type DnsResolverOptions,
   type MailauthResolver,
+  type ReadonlyDnsAnswer,
+  type ReadonlyDnsAnswers,
   RrType,
   reverseName,
 } from './resolver.ts';

@@ -123,9 +123,8 @@ describe('DnsResolver against dnsmasq', () => {
     await r.a('short.example.test'); // TTL 5 in its host-record
     await r.txt('example.test');
     const mx = await r.mx('example.test');
-    mx.length = 0; // callers may mutate what they get
     await r.a('short.example.test');
-    assert.equal((await r.mx('example.test')).length, 2, 'the cached answer is a copy');
+    assert.equal(await r.mx('example.test'), mx, 'a hit is the cached answer itself');
     assert.equal(await asked(dns, 'A', 'short.example.test'), 1);
     assert.equal(await asked(dns, 'MX', 'example.test'), 1);
 
@@ -150,6 +149,13 @@ describe('DnsResolver against dnsmasq', () => {
     assert.notEqual(second, first);
     assert.equal(second.code, 'ENOTFOUND');
     assert.equal('spfResult' in second, false);
+    // The same error as the first, but without a stack trace (the costly part of a cache hit).
+    assert.equal(second.message, first.message);
+    assert.deepEqual(
+      [second.name, second.hostname, second.rrtype, second.temporary, second.cause],
+      [first.name, first.hostname, first.rrtype, first.temporary, first.cause],
+    );
+    assert.equal(second.stack, `DnsError: ${second.message}`);
     assert.equal(await asked(dns, 'TXT', 'nope.example.test'), 1);
     now += 11_000;
     await failure(r.txt('nope.example.test'));
@@ -161,7 +167,10 @@ describe('DnsResolver against dnsmasq', () => {
     const r = new DnsResolver({ servers: [dns.address] });
     const answers = await Promise.all(Array.from({ length: 20 }, () => r.txt('example.test')));
     assert.ok(answers.every((a) => a[0]?.[0] === 'v=spf1 -all'));
-    assert.notEqual(answers[0], answers[1], 'each caller gets its own copy');
+    assert.ok(
+      answers.every((a) => a === answers[0]),
+      'every caller gets the one frozen answer',
+    );
     assert.equal(await asked(dns, 'TXT', 'example.test'), 1);
   });
 
@@ -215,6 +224,70 @@ describe('DnsResolver against dnsmasq', () => {
     assert.equal((await failure(pending)).code, DnsErrorCode.Cancelled);
     const after = slow.mailauthResolver({ signal: controller.signal });
     assert.equal((await failure(after('example.test', 'MX'))).code, DnsErrorCode.Cancelled);
+  });
+
+  it('returns the cached answer itself on a hit, frozen, so that no caller can change it', async (t) => {
+    const dns = await server(t);
+    const r = new DnsResolver({ servers: [dns.address] });
+    for (const lookup of [
+      () => r.a('mx.example.test'),
+      () => r.aaaa('mx.example.test'),
+      () => r.mx('example.test'),
+      () => r.txt('example.test'),
+      () => r.ptr(reverseName('192.0.2.10')),
+      () => r.cname('www.example.test'),
+    ]) {
+      const first = await lookup();
+      const again = await lookup();
+      assert.equal(again, first, 'the same object on every hit');
+      assert.ok(Object.isFrozen(first));
+      for (const item of first) assert.ok(Object.isFrozen(item), `${JSON.stringify(item)} is frozen`);
+      // ES modules are strict: writing to a frozen answer throws instead of changing the cache.
+      assert.throws(() => (first as unknown[]).push('x'), TypeError);
+      assert.throws(() => (first as unknown[]).splice(0, 1), TypeError);
+      assert.deepEqual(await lookup(), again);
+    }
+    const [mx] = await r.mx('example.test');
+    assert.throws(() => Object.assign(mx ?? {}, { priority: 0 }), TypeError);
+    const [txt] = await r.txt('example.test');
+    assert.throws(() => (txt as string[]).push('x'), TypeError);
+
+    // TLSA bytes cannot be frozen, so every caller gets its own copy.
+    const [tlsa] = await r.tlsa('_25._tcp.mx.example.test');
+    new Uint8Array(tlsa?.data ?? new ArrayBuffer(0)).fill(0);
+    const [again] = await r.tlsa('_25._tcp.mx.example.test');
+    assert.equal(Buffer.from(again?.data ?? new ArrayBuffer(0)).toString('hex'), '0a'.repeat(32));
+
+    // Negative answers keep their class and codes on every hit (NXDOMAIN and NODATA).
+    for (let i = 0; i < 3; i++) {
+      const nx = await failure(r.txt('nope.example.test'));
+      assert.deepEqual([nx.code, nx.temporary, nx.rrtype], [DnsErrorCode.NotFound, false, 'TXT']);
+      assert.equal(nx.message, 'DNS TXT nope.example.test: ENOTFOUND');
+      const nodata = await failure(r.a('example.test'));
+      assert.deepEqual([nodata.code, nodata.temporary], [DnsErrorCode.NoData, false]);
+      assert.equal(nodata.message, 'DNS A example.test: ENODATA');
+    }
+    assert.equal(await asked(dns, 'TXT', 'nope.example.test'), 1);
+    assert.equal(await asked(dns, 'A', 'example.test'), 1);
+  });
+
+  it('gives mailauth mutable copies of answers and fresh errors', async (t) => {
+    const dns = await server(t);
+    const r = new DnsResolver({ servers: [dns.address] });
+    const lookup = r.mailauthResolver();
+    const mx = (await lookup('example.test', 'MX')) as { exchange: string; priority: number }[];
+    mx.sort((x, y) => y.priority - x.priority); // as mailauth does
+    mx.push({ exchange: 'extra.example.test', priority: 1 });
+    assert.equal((await r.mx('example.test')).length, 2, 'the cached answer is unchanged');
+    assert.notEqual(await lookup('example.test', 'MX'), await lookup('example.test', 'MX'));
+    const txt = (await lookup('example.test', 'TXT')) as string[][];
+    txt[0]?.push('changed');
+    assert.deepEqual(await r.txt('example.test'), [['v=spf1 -all']]);
+    const error = await failure(lookup('nope.example.test', 'TXT'));
+    Object.assign(error, { spfResult: { error: 'permerror' } });
+    const again = await failure(lookup('nope.example.test', 'TXT'));
+    assert.equal(again.code, DnsErrorCode.NotFound);
+    assert.equal('spfResult' in again, false);
   });
 
   it('records one client span per network query, not per cache hit', async (t) => {

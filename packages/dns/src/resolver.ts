@@ -38,6 +38,22 @@ export interface DnsAnswers {
 }
 export type DnsAnswer = DnsAnswers[RrType];
 
+/**
+ * What the lookup methods return: the cached answer itself, frozen (the array and its records), one
+ * object for every caller until the answer expires. Copy it to change it. TLSA answers are the
+ * exception: their `data` bytes cannot be frozen, so every call gets its own copy.
+ */
+export interface ReadonlyDnsAnswers {
+  A: readonly string[];
+  AAAA: readonly string[];
+  MX: readonly Readonly<MxRecord>[];
+  TXT: readonly (readonly string[])[];
+  PTR: readonly string[];
+  CNAME: readonly string[];
+  TLSA: readonly Readonly<TlsaRecord>[];
+}
+export type ReadonlyDnsAnswer = ReadonlyDnsAnswers[RrType];
+
 /** The resolver function mailauth accepts as its `resolver` option: node:dns shapes and codes. */
 export type MailauthResolver = (name: string, rrtype: string) => Promise<DnsAnswer>;
 
@@ -74,7 +90,8 @@ export const DNS_DEFAULTS = {
   maxEntries: 10_000,
 } as const;
 
-type Outcome = { ok: true; value: DnsAnswer; ttlSeconds: number } | { ok: false; error: DnsError };
+/** A cached or fresh result; `value` is frozen, `error` is never thrown itself (callers get copies). */
+type Outcome = { ok: true; value: ReadonlyDnsAnswer; ttlSeconds: number } | { ok: false; error: DnsError };
 
 const NEGATIVE = new Set<DnsErrorCode>([DnsErrorCode.NotFound, DnsErrorCode.NoData]);
 
@@ -89,6 +106,12 @@ function checkNumber(name: string, value: number, min: number): number {
 function normalise(name: string): string {
   const lower = name.toLowerCase();
   return lower.endsWith('.') && lower.length > 1 ? lower.slice(0, -1) : lower;
+}
+
+/** Freezes an answer and its records, so that the cached object itself can go to every caller. */
+function freezeAnswer(value: DnsAnswer): ReadonlyDnsAnswer {
+  for (const item of value) if (typeof item === 'object') Object.freeze(item);
+  return Object.freeze(value);
 }
 
 function minTtl(records: readonly { ttl: number }[], fallback: number): number {
@@ -108,9 +131,13 @@ export function reverseName(ip: string): string {
 /**
  * A caching DNS resolver over node's c-ares `Resolver`: one instance per process, shared by
  * SPF/DKIM/DMARC checks (through `mailauthResolver()`) and delivery (MX, A/AAAA, TLSA). Identical
- * lookups in flight at the same time go to the network once. Answers are copied on the way out, and
- * every failure is a fresh `DnsError`, because callers mutate both (mailauth sorts MX lists and
- * writes `spfResult` onto errors).
+ * lookups in flight at the same time go to the network once.
+ *
+ * A cache hit is cheap, because delivery asks the same questions for every message: the lookup
+ * methods return the cached answer itself, frozen (`ReadonlyDnsAnswers`), and a cached NXDOMAIN or
+ * NODATA is thrown as a fresh `DnsError` without a stack trace. Every failure is a fresh `DnsError`
+ * (callers may decorate it), and `mailauthResolver()` hands out mutable copies of answers, because
+ * mailauth mutates both (it sorts MX lists and writes `spfResult` onto errors).
  */
 export class DnsResolver {
   readonly #resolver: Resolver;
@@ -146,39 +173,39 @@ export class DnsResolver {
     return this.#resolver.getServers();
   }
 
-  a(name: string): Promise<string[]> {
+  a(name: string): Promise<readonly string[]> {
     return this.resolve(name, RrType.A);
   }
 
-  aaaa(name: string): Promise<string[]> {
+  aaaa(name: string): Promise<readonly string[]> {
     return this.resolve(name, RrType.AAAA);
   }
 
-  mx(name: string): Promise<MxRecord[]> {
+  mx(name: string): Promise<ReadonlyDnsAnswers['MX']> {
     return this.resolve(name, RrType.MX);
   }
 
-  txt(name: string): Promise<string[][]> {
+  txt(name: string): Promise<ReadonlyDnsAnswers['TXT']> {
     return this.resolve(name, RrType.TXT);
   }
 
   /** PTR records of a reverse name (`reverseName(ip)` builds it from an address). */
-  ptr(name: string): Promise<string[]> {
+  ptr(name: string): Promise<readonly string[]> {
     return this.resolve(name, RrType.PTR);
   }
 
-  cname(name: string): Promise<string[]> {
+  cname(name: string): Promise<readonly string[]> {
     return this.resolve(name, RrType.CNAME);
   }
 
-  tlsa(name: string): Promise<TlsaRecord[]> {
+  /** A fresh copy on every call (see `ReadonlyDnsAnswers`). */
+  tlsa(name: string): Promise<ReadonlyDnsAnswers['TLSA']> {
     return this.resolve(name, RrType.TLSA);
   }
 
-  async resolve<T extends RrType>(name: string, rrtype: T): Promise<DnsAnswers[T]> {
-    const outcome = await this.#outcome(normalise(name), rrtype);
-    if (!outcome.ok) throw copyError(outcome.error);
-    return structuredClone(outcome.value) as DnsAnswers[T];
+  /** The cached answer itself, frozen (TLSA: a copy); see `ReadonlyDnsAnswers`. */
+  resolve<T extends RrType>(name: string, rrtype: T): Promise<ReadonlyDnsAnswers[T]> {
+    return this.#answer(name, rrtype, rrtype === RrType.TLSA) as Promise<ReadonlyDnsAnswers[T]>;
   }
 
   /**
@@ -196,7 +223,8 @@ export class DnsResolver {
           rrtype,
         });
       }
-      const lookup = this.resolve(name, type as RrType);
+      // Copies: mailauth sorts what it gets.
+      const lookup = this.#answer(name, type as RrType, true) as Promise<DnsAnswer>;
       if (signal === undefined) return await lookup;
       return await untilAborted(lookup, signal, name, type);
     };
@@ -213,12 +241,23 @@ export class DnsResolver {
     this.#cache.clear();
   }
 
-  async #outcome(name: string, rrtype: RrType): Promise<Outcome> {
-    const key = `${rrtype} ${name}`;
+  /** The answer, or a mutable copy of it; throws a fresh copy of a failure. */
+  async #answer(name: string, rrtype: RrType, copy: boolean): Promise<ReadonlyDnsAnswer | DnsAnswer> {
+    const normalised = normalise(name);
+    const key = `${rrtype} ${normalised}`;
     const cached = this.#cache.get(key);
-    if (cached !== undefined) return cached;
+    // Awaited on a hit too: the caller's handler is then attached before a cached failure is
+    // thrown, which spares node's bookkeeping of rejections that have no handler yet.
+    const outcome = await (cached ?? this.#lookup(key, normalised, rrtype));
+    // A cached NXDOMAIN/NODATA is thrown on every hit: without a stack trace, the costly part.
+    if (!outcome.ok) throw copyError(outcome.error, cached === undefined);
+    return copy ? (structuredClone(outcome.value) as DnsAnswer) : outcome.value;
+  }
+
+  /** Not cached: the query in flight for `key`, or a new one, whose outcome is then cached. */
+  #lookup(key: string, name: string, rrtype: RrType): Promise<Outcome> {
     const pending = this.#inflight.get(key);
-    if (pending !== undefined) return await pending;
+    if (pending !== undefined) return pending;
     const query = this.#query(name, rrtype).then((outcome) => {
       this.#inflight.delete(key);
       if (outcome.ok) this.#cache.set(key, outcome, Math.min(outcome.ttlSeconds, this.#maxTtl) * 1000);
@@ -227,7 +266,7 @@ export class DnsResolver {
       return outcome;
     });
     this.#inflight.set(key, query);
-    return await query;
+    return query;
   }
 
   async #query(name: string, rrtype: RrType): Promise<Outcome> {
@@ -236,7 +275,7 @@ export class DnsResolver {
     try {
       const { value, ttlSeconds } = await this.#ask(name, rrtype);
       span.setAttributes({ 'dns.answer.count': value.length, 'petrel.dns.ttl': ttlSeconds });
-      return { ok: true, value, ttlSeconds };
+      return { ok: true, value: freezeAnswer(value), ttlSeconds };
     } catch (caught) {
       const error = fromResolverError(caught, name, rrtype);
       span.setAttribute('error.type', error.code);

@@ -58,8 +58,8 @@ export function mxMatches(patterns: readonly string[], host: string): boolean {
 }
 
 export interface MtaStsOptions {
-  /** TXT lookups (our cached resolver). */
-  readonly txt: (name: string) => Promise<string[][]>;
+  /** TXT lookups (our cached resolver); the answer is only read. */
+  readonly txt: (name: string) => Promise<readonly (readonly string[])[]>;
   /** Address lookups for the policy host (our resolver), so tests and --dns-server apply here too. */
   readonly lookup?: LookupFunction;
   /** Extra CA certificates to trust for the policy host (tests). */
@@ -147,8 +147,8 @@ export class MtaSts {
   }
 }
 
-/** A net/tls `lookup` that resolves through our DnsResolver (A records). */
-export function lookupVia(resolve: (name: string) => Promise<string[]>): LookupFunction {
+/** A net/tls `lookup` that resolves through our DnsResolver (A records); the answer is only read. */
+export function lookupVia(resolve: (name: string) => Promise<readonly string[]>): LookupFunction {
   return ((hostname: string, options: { all?: boolean }, callback: (...args: unknown[]) => void) => {
     resolve(hostname).then(
       (addresses) => {

@@ -314,6 +314,25 @@ describe('resolveRoute against dnsmasq', () => {
     });
   });
 
+  it('builds every route anew from the cached answers, which stay unchanged', async () => {
+    const r = resolver();
+    const first = await resolveRoute(r, 'order.test');
+    const cachedA = await r.a('a.order.test');
+    const hosts = hostsOf(first);
+    assert.notEqual(hosts[0]?.addresses, cachedA, "a route's addresses are its own array");
+    hosts[0]?.addresses.reverse();
+    hosts.length = 0;
+    // Served from the cache now, c.order.test's AAAA NODATA included: the same route as the first.
+    const again = await resolveRoute(r, 'order.test');
+    assert.deepEqual(names(again), ['a.order.test', 'b.order.test', 'c.order.test']);
+    assert.deepEqual(hostsOf(again)[0]?.addresses, ['192.0.2.11', '2001:db8::11']);
+    assert.deepEqual(hostsOf(again)[2]?.addresses, ['192.0.2.13']);
+    assert.deepEqual(await r.a('a.order.test'), ['192.0.2.11']);
+    const mx = await r.mx('order.test');
+    assert.ok(Object.isFrozen(mx));
+    assert.deepEqual(mx.map((m) => m.exchange).sort(), ['a.order.test', 'b.order.test', 'c.order.test']);
+  });
+
   it('fails temporarily (4.4.3) when the DNS server cannot be reached', async (t) => {
     const down = await startDnsServer({ after: t.after.bind(t), records: RECORDS });
     const r = new DnsResolver({ servers: [down.address], timeoutMs: 500, tries: 1 });
@@ -355,6 +374,67 @@ describe('resolveRoute without DNS', () => {
     new DnsError(DnsErrorCode.ServerFailure, `DNS ${rrtype} ${name}: ESERVFAIL`, { hostname: name, rrtype });
   const nxdomain = (name: string, rrtype: string) =>
     new DnsError(DnsErrorCode.NotFound, `DNS ${rrtype} ${name}: ENOTFOUND`, { hostname: name, rrtype });
+
+  it('shuffles equal preferences anew for every route from one frozen (cached) MX answer', async () => {
+    const records = Object.freeze(
+      [
+        { exchange: 'B.example.test.', priority: 10 },
+        { exchange: '192.0.2.9', priority: 5 },
+        { exchange: 'a.example.test', priority: 10 },
+        { exchange: 'c.example.test', priority: 20 },
+        { exchange: 'b.example.test', priority: 30 },
+      ].map((m) => Object.freeze(m)),
+    );
+    const v4 = Object.freeze(['192.0.2.1']);
+    const r: RouteResolver = {
+      mx: async () => records,
+      a: async () => v4,
+      aaaa: async (n) => {
+        throw new DnsError(DnsErrorCode.NoData, `DNS AAAA ${n}: ENODATA`, { hostname: n, rrtype: 'AAAA' });
+      },
+    };
+    const host = (name: string, preference: number): MxHost => ({
+      name,
+      preference,
+      addresses: ['192.0.2.1'],
+      implicit: false,
+    });
+    const skipped = [
+      {
+        name: '192.0.2.9',
+        preference: 5,
+        code: SkipCode.AddressLiteral,
+        reason: 'MX exchange is an IP address, not a domain name (RFC 5321 §5.1)',
+      },
+    ];
+    const expected = (first: string, second: string): Route => ({
+      kind: 'hosts',
+      hosts: [host(first, 10), host(second, 10), host('c.example.test', 20)],
+      skipped,
+    });
+    // One draw per route (the group a, b): 0.9 keeps the sorted order, 0 swaps.
+    const kept = await resolveRoute(r, 'example.test', { random: scripted([0.9]) });
+    assert.deepEqual(kept, expected('a.example.test', 'b.example.test'));
+    const swapped = await resolveRoute(r, 'example.test', { random: scripted([0]) });
+    assert.deepEqual(swapped, expected('b.example.test', 'a.example.test'));
+    // Routes are their own: changing one changes neither the answers nor the next route.
+    if (kept.kind === 'hosts') {
+      kept.hosts[0]?.addresses.push('192.0.2.99');
+      kept.skipped.length = 0;
+      kept.hosts.reverse();
+    }
+    assert.deepEqual(
+      await resolveRoute(r, 'example.test', { random: scripted([0.9]) }),
+      expected('a.example.test', 'b.example.test'),
+    );
+    // The whole group is still shuffled (one draw) when maxHosts cuts it.
+    assert.deepEqual(await resolveRoute(r, 'example.test', { random: scripted([0]), maxHosts: 1 }), {
+      kind: 'hosts',
+      hosts: [host('b.example.test', 10)],
+      skipped,
+    });
+    assert.deepEqual(v4, ['192.0.2.1']);
+  });
 
   it('does not fall back to A/AAAA when the MX lookup fails temporarily', async () => {
     const asked: string[] = [];

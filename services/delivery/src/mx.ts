@@ -170,7 +170,8 @@ export async function resolveRoute(
     return failure('permanent', RouteErrorCode.InvalidDomain, `invalid domain ${JSON.stringify(domain)}`);
   }
 
-  let records: { exchange: string; priority: number }[];
+  // The resolver's cached answer itself (frozen): only read.
+  let records: readonly { readonly exchange: string; readonly priority: number }[];
   try {
     records = await resolver.mx(name);
   } catch (error) {
@@ -322,7 +323,7 @@ async function lookupAddresses(resolver: RouteResolver, name: string, opts: Opti
     want6 ? resolver.aaaa(name) : Promise.resolve([]),
   ]);
   let temporary: DnsError | undefined;
-  const take = (result: PromiseSettledResult<string[]>): string[] => {
+  const take = (result: PromiseSettledResult<readonly string[]>): readonly string[] => {
     if (result.status === 'fulfilled') return result.value;
     const error = asDnsError(result.reason);
     if (!definite(error)) temporary ??= error;
@@ -331,6 +332,7 @@ async function lookupAddresses(resolver: RouteResolver, name: string, opts: Opti
   const four = take(v4);
   const six = take(v6);
   const ordered = opts.preferFamily === 6 ? [...six, ...four] : [...four, ...six];
+  // A new array: the route's own, not the resolver's cached answer.
   return { addresses: [...new Set(ordered)], temporary };
 }
 
@@ -358,12 +360,37 @@ async function implicitMx(resolver: RouteResolver, name: string, opts: Options):
   );
 }
 
-async function explicitMx(
-  resolver: RouteResolver,
-  name: string,
-  records: readonly { exchange: string; priority: number }[],
-  opts: Options,
-): Promise<Route> {
+type MxRecords = readonly { readonly exchange: string; readonly priority: number }[];
+
+interface Candidate {
+  readonly exchange: string;
+  readonly preference: number;
+}
+
+/** An MX answer made ready for routing: everything that does not depend on the random source. */
+interface PreparedMx {
+  /**
+   * The usable exchanges, identical names kept once at their lowest preference, sorted by
+   * preference and then name, in runs of equal preference (each run is shuffled per route).
+   */
+  readonly groups: readonly (readonly Candidate[])[];
+  /** Root and address-literal exchanges, in answer order (frozen: shared by every route). */
+  readonly skipped: readonly SkippedHost[];
+}
+
+/**
+ * Prepared answers by the resolver's answer object. A `DnsResolver` hands out the same frozen
+ * array on every cache hit, so one domain's MX records are normalised, checked and sorted once per
+ * TTL rather than once per message; a frozen array cannot change, so its entry cannot go stale.
+ */
+const preparedMx = new WeakMap<MxRecords, PreparedMx>();
+
+function prepareMx(records: MxRecords): PreparedMx {
+  const frozen = Object.isFrozen(records);
+  if (frozen) {
+    const known = preparedMx.get(records);
+    if (known !== undefined) return known;
+  }
   const skipped: SkippedHost[] = [];
   // Identical names kept once, at their lowest preference.
   const byName = new Map<string, number>();
@@ -388,12 +415,30 @@ async function explicitMx(
       if (seen === undefined || record.priority < seen) byName.set(exchange, record.priority);
     }
   }
-
-  const candidates = order(
-    [...byName].map(([exchange, preference]) => ({ exchange, preference })),
-    opts.random,
+  const sorted = Array.from(byName, ([exchange, preference]) => ({ exchange, preference })).sort(
+    (x, y) => x.preference - y.preference || (x.exchange < y.exchange ? -1 : x.exchange > y.exchange ? 1 : 0),
   );
-  const chosen = candidates.slice(0, opts.maxHosts);
+  const groups: Candidate[][] = [];
+  for (const candidate of sorted) {
+    const last = groups.at(-1);
+    if (last?.[0]?.preference === candidate.preference) last.push(candidate);
+    else groups.push([candidate]);
+  }
+  const prepared: PreparedMx = { groups, skipped: skipped.map((s) => Object.freeze(s)) };
+  if (frozen) preparedMx.set(records, prepared);
+  return prepared;
+}
+
+async function explicitMx(
+  resolver: RouteResolver,
+  name: string,
+  records: MxRecords,
+  opts: Options,
+): Promise<Route> {
+  const prepared = prepareMx(records);
+  const skipped = [...prepared.skipped];
+  const chosen = order(prepared.groups, opts.random);
+  if (chosen.length > opts.maxHosts) chosen.length = opts.maxHosts;
   const lookups = await Promise.all(chosen.map((c) => lookupAddresses(resolver, c.exchange, opts)));
 
   const hosts: MxHost[] = [];
@@ -437,27 +482,22 @@ async function explicitMx(
 }
 
 /**
- * Ascending preference; within one preference a Fisher-Yates shuffle (RFC 5321 §5.1) of the names
- * in sorted order, so the result depends on `random` only, not on the order of the DNS answer.
+ * The groups of `prepareMx` in ascending preference, each one shuffled (Fisher-Yates, RFC 5321 §5.1)
+ * from its sorted order, so the result depends on `random` only, not on the order of the DNS
+ * answer. Every group is shuffled, also past `maxHosts`, so a call draws as often as ever.
  */
-function order<T extends { exchange: string; preference: number }>(items: T[], random: () => number): T[] {
-  const sorted = [...items].sort(
-    (x, y) => x.preference - y.preference || (x.exchange < y.exchange ? -1 : x.exchange > y.exchange ? 1 : 0),
-  );
-  const out: T[] = [];
-  for (let start = 0; start < sorted.length; ) {
-    let end = start + 1;
-    while (end < sorted.length && sorted[end]?.preference === sorted[start]?.preference) end++;
-    const group = sorted.slice(start, end);
+function order(groups: readonly (readonly Candidate[])[], random: () => number): Candidate[] {
+  const out: Candidate[] = [];
+  for (const group of groups) {
+    const start = out.length;
+    out.push(...group);
     for (let i = group.length - 1; i > 0; i--) {
       // Clamped: a random source outside [0, 1) must not index outside the group.
-      const j = Math.max(0, Math.min(i, Math.floor(random() * (i + 1))));
-      const a = group[i] as T;
-      group[i] = group[j] as T;
-      group[j] = a;
+      const j = start + Math.max(0, Math.min(i, Math.floor(random() * (i + 1))));
+      const a = out[start + i] as Candidate;
+      out[start + i] = out[j] as Candidate;
+      out[j] = a;
     }
-    out.push(...group);
-    start = end;
   }
   return out;
 }
