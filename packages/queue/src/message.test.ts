@@ -4,10 +4,25 @@ import { test } from 'node:test';
 import type { JetStreamManager } from '@nats-io/jetstream';
 import { Objm } from '@nats-io/obj';
 import { headers } from '@nats-io/transport-node';
-import type { Envelope } from '@petrel/proto';
+import {
+  type BodyType,
+  type DeliverByMode,
+  type DsnReturn,
+  type Envelope,
+  EnvelopeSchema,
+} from '@petrel/proto';
 import { startQueue } from '../test/queue.ts';
-import { decodeEnvelope, newEnvelope } from './codec.ts';
-import { loadBody, publishMessage, QueueError, QueueErrorCode } from './message.ts';
+import { decodeEnvelope, encodeEnvelope, newEnvelope } from './codec.ts';
+import {
+  ENCODED_SCHEMA,
+  encodeEnvelopeHead,
+  envelopeHeadEncoder,
+  loadBody,
+  publishMessage,
+  QueueError,
+  QueueErrorCode,
+  schemaFingerprint,
+} from './message.ts';
 import { newMessageId } from './message-id.ts';
 import { BUCKET_BODIES, outboundStreamConfig, STREAM_OUTBOUND } from './streams.ts';
 
@@ -207,4 +222,103 @@ test('a batch refused while the stream has its maximum of batches in flight is t
 
   const stored = (await entries(jsm)).filter((e) => e.messageId === messageId);
   assert.deepEqual(stored.map((e) => e.destinationDomain).sort(), ['a.example', 'b.example', 'c.example']);
+});
+
+test('the hand-written envelope encoder is in use: the schema is the one it was written for', () => {
+  assert.equal(
+    schemaFingerprint(EnvelopeSchema),
+    ENCODED_SCHEMA,
+    'envelope.proto changed: update encodeEnvelopeHead in message.ts, then ENCODED_SCHEMA',
+  );
+  assert.equal(envelopeHeadEncoder, 'hand-written');
+});
+
+test('envelopes encode byte for byte as protobuf-es encodes them', () => {
+  let seed = 42;
+  const pick = (n: number) => {
+    seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+    return seed % n;
+  };
+  const texts = [
+    '',
+    'a',
+    'example.org',
+    'räksmörgås.example',
+    '日本語',
+    '\u{1F600}',
+    '\ud800',
+    'x'.repeat(200),
+  ];
+  const text = () => texts[pick(texts.length)] as string;
+  const timestamp = () =>
+    [
+      { seconds: 0n, nanos: 0 },
+      { seconds: 1_795_000_000n, nanos: 123_000_000 },
+      { seconds: -62_135_596_800n, nanos: 999_999_999 },
+      { seconds: -1n, nanos: -1 },
+    ][pick(4)];
+  const checked: Envelope[] = [
+    newEnvelope({}),
+    newEnvelope({ receivedAt: {}, client: {}, trace: {}, deliverBy: {}, recipients: [{}] }),
+    newEnvelope({ size: 2n ** 64n - 1n, bodyType: -1 as BodyType, deliverByMode: 2, deliverByTrace: true }),
+    newEnvelope({ size: 2n ** 53n + 1n, dsnReturn: 0x7fffffff as DsnReturn }),
+    // Larger than the encoder's first buffer.
+    newEnvelope({
+      recipients: Array.from({ length: 200 }, (_, i) => ({ address: `${i}${'x'.repeat(200)}` })),
+    }),
+  ];
+  for (let i = 0; i < 2000; i++) {
+    checked.push(
+      newEnvelope({
+        messageId: newMessageId(),
+        sender: text(),
+        recipients: Array.from({ length: pick(4) }, () => ({
+          address: text(),
+          orcpt: text(),
+          notify: Array.from({ length: pick(3) }, text),
+        })),
+        destinationDomain: text(),
+        ...(pick(5) === 0 ? {} : { receivedAt: timestamp() }),
+        ...(pick(5) === 0
+          ? {}
+          : {
+              client: {
+                remoteAddress: text(),
+                remotePort: [0, 25, 65535, 2 ** 32 - 1][pick(4)],
+                helo: text(),
+                tlsProtocol: text(),
+                tlsCipher: text(),
+                authIdentity: text(),
+              },
+            }),
+        ...(pick(3) === 0 ? {} : { trace: { traceparent: text(), tracestate: text() } }),
+        size: BigInt(pick(3) === 0 ? 0 : pick(1 << 30)),
+        bodyType: pick(4) as BodyType,
+        smtputf8: pick(2) === 0,
+        dsnReturn: pick(3) as DsnReturn,
+        dsnEnvid: text(),
+        requireTls: pick(2) === 0,
+        ...(pick(3) === 0 ? { deliverBy: timestamp() } : {}),
+        senderDomain: text(),
+        deliverByMode: pick(3) as DeliverByMode,
+        deliverByTrace: pick(2) === 0,
+      }),
+    );
+  }
+  for (const e of checked) {
+    assert.deepEqual(
+      Buffer.from(encodeEnvelopeHead(e)),
+      Buffer.from(encodeEnvelope(e)),
+      JSON.stringify(e, (_, v) => (typeof v === 'bigint' ? `${v}n` : v)),
+    );
+  }
+  // What it does not handle itself goes to protobuf-es: unknown fields, content.
+  const unknown = newEnvelope({ messageId: 'm' });
+  unknown.$unknown = [{ no: 99, wireType: 0, data: new Uint8Array([1]) }];
+  assert.deepEqual(Buffer.from(encodeEnvelopeHead(unknown)), Buffer.from(encodeEnvelope(unknown)));
+  const raw = newEnvelope({ messageId: 'm', content: { case: 'raw', value: new Uint8Array([1, 2]) } });
+  assert.deepEqual(
+    Buffer.from(encodeEnvelopeHead(raw)),
+    Buffer.from(encodeEnvelope({ ...raw, content: { case: undefined } })),
+  );
 });

@@ -286,3 +286,27 @@ test('RFC 5321 §4.5.3.1 size limits count UTF-8 octets', () => {
   assert.ok(parsed(`<${'u'.repeat(7)}@${domain}>`).mailbox); // 7 + 1 + 246 + 2 = 256
   assert.match(refused(`<${'u'.repeat(8)}@${domain}>`), /path/);
 });
+
+test('plain host names (checked in one go) parse as the label-by-label checks would', () => {
+  const domainOf = (text: string) => {
+    const r = parseMailboxWithReason(`u@${text}`);
+    return r.ok ? { domain: r.value.domain, trailingDot: r.value.trailingDot } : r.problem;
+  };
+  assert.deepEqual(domainOf('Mail.Example.ORG'), { domain: 'mail.example.org', trailingDot: false });
+  assert.deepEqual(domainOf(`${'a'.repeat(63)}.b-c.d0`), {
+    domain: `${'a'.repeat(63)}.b-c.d0`,
+    trailingDot: false,
+  });
+  assert.deepEqual(domainOf('example.org.'), { domain: 'example.org', trailingDot: true });
+  // A-labels still go through decoding, whatever their case.
+  assert.deepEqual(domainOf('XN--bcher-kva.example'), {
+    domain: 'xn--bcher-kva.example',
+    trailingDot: false,
+  });
+  assert.equal(domainOf('xn--zz.example'), 'invalid-idn');
+  assert.equal(domainOf('mail.Xn--zz.example'), 'invalid-idn');
+  for (const bad of ['-a.org', 'a-.org', 'a..org', '.a.org', 'org', `${'a'.repeat(64)}.org`, 'a_b.org']) {
+    assert.equal(domainOf(bad), 'syntax', bad);
+  }
+  assert.equal(domainOf(`${'a.'.repeat(127)}ab`), 'too-long');
+});

@@ -93,6 +93,10 @@ const DOT_STRING = new RegExp(`^${ATEXT}(?:\\.${ATEXT})*$`, 'u');
 const QUOTED = /^"(?:[\x20\x21\x23-\x5b\x5d-\x7e\u0080-\u{10FFFF}]|\\[\x20-\x7e])*"$/u;
 const LABEL = /^(?!-)[\p{L}\p{N}\p{M}-]{1,63}(?<!-)$/u;
 const LDH_LABEL = /^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$/;
+/** Two or more LDH labels, no trailing dot. */
+const PLAIN_DOMAIN = /^(?!-)[A-Za-z0-9-]{1,63}(?<!-)(?:\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))+$/;
+/** Anything that may be an A-label (checked by decoding, in the label loop). */
+const A_LABEL = /xn--/i;
 const U_LABEL = /^(?!-)[\p{L}\p{N}\p{M}-]+(?<!-)$/u;
 // RFC 3490 §3.1: the dots IDNA treats as label separators besides U+002E.
 const IDNA_DOTS = /[.\u3002\uFF0E\uFF61]/u;
@@ -162,6 +166,13 @@ function labelToAscii(label: string): { ascii: string; mapped: boolean } | undef
 }
 
 function parseMailboxDomain(text: string, utf8: boolean): DomainResult {
+  // The usual domain, checked in one go: what the label loop below makes of it is its lower case.
+  if (text.length <= AddressLimit.domainOctets && PLAIN_DOMAIN.test(text) && !A_LABEL.test(text)) {
+    return {
+      ok: true,
+      value: { domain: text.toLowerCase(), domainLiteral: false, trailingDot: false, mappedDomain: false },
+    };
+  }
   if (text.startsWith('[') && text.endsWith(']')) return parseAddressLiteral(text);
   if (octets(text) > AddressLimit.domainOctets) {
     return fail(AddressProblem.TooLong, 'domain longer than 255 octets');
@@ -218,7 +229,20 @@ function parseMailboxText(text: string, utf8: boolean, sourceRoute: boolean): Ma
   }
   const domain = parseMailboxDomain(text.slice(at + 1), utf8);
   if (!domain.ok) return domain;
-  return { ok: true, value: { localPart, address: text, sourceRoute, quoted, ...domain.value } };
+  const d = domain.value;
+  return {
+    ok: true,
+    value: {
+      localPart,
+      address: text,
+      sourceRoute,
+      quoted,
+      domain: d.domain,
+      domainLiteral: d.domainLiteral,
+      trailingDot: d.trailingDot,
+      mappedDomain: d.mappedDomain,
+    },
+  };
 }
 
 /**
@@ -270,7 +294,7 @@ export function parsePathArgument(
   options: AddressOptions = {},
 ): PathParseResult {
   const utf8 = options.utf8 ?? false;
-  const text = rest.replace(/^ /, '');
+  const text = rest.startsWith(' ') ? rest.slice(1) : rest;
   if (!text.startsWith('<')) return fail(AddressProblem.Syntax, 'path must be enclosed in <>');
   const close = pathEnd(text);
   if (close === -1) return fail(AddressProblem.Syntax, 'path must be enclosed in <>');
@@ -303,7 +327,7 @@ export function parsePathArgument(
   const params = new Map<string, string | undefined>();
   const tail = text.slice(close + 1);
   if (tail !== '' && !tail.startsWith(' ')) return fail(AddressProblem.Syntax, 'garbage after path');
-  for (const token of tail.split(' ')) {
+  for (const token of tail === '' ? [] : tail.split(' ')) {
     if (token === '') continue;
     const eq = token.indexOf('=');
     const key = asciiUpper(eq === -1 ? token : token.slice(0, eq));

@@ -182,6 +182,21 @@ test('dates follow RFC 5322 §3.3 in UTC', () => {
   assert.throws(() => rfc5322Date(new Date(Number.NaN)), RangeError);
 });
 
+test('a date formatted once per second is reused within it and rolls over with the next', () => {
+  const t = date.getTime();
+  assert.equal(rfc5322Date(new Date(t + 999)), 'Sun, 22 Nov 2026 18:50:00 +0000');
+  assert.equal(rfc5322Date(new Date(t)), 'Sun, 22 Nov 2026 18:50:00 +0000');
+  assert.equal(rfc5322Date(new Date(t + 1000)), 'Sun, 22 Nov 2026 18:50:01 +0000');
+  assert.equal(rfc5322Date(new Date(t + 1999)), 'Sun, 22 Nov 2026 18:50:01 +0000');
+  assert.equal(rfc5322Date(new Date(t - 1)), 'Sun, 22 Nov 2026 18:49:59 +0000');
+  assert.equal(rfc5322Date(new Date(t + 86_400_000)), 'Mon, 23 Nov 2026 18:50:00 +0000');
+  // Before 1970 the second is still the one the date falls in.
+  assert.equal(rfc5322Date(new Date(-1)), 'Wed, 31 Dec 1969 23:59:59 +0000');
+  assert.equal(rfc5322Date(new Date(0)), 'Thu, 01 Jan 1970 00:00:00 +0000');
+  assert.throws(() => rfc5322Date(new Date(Number.NaN)), RangeError);
+  assert.equal(rfc5322Date(new Date(0)), 'Thu, 01 Jan 1970 00:00:00 +0000');
+});
+
 test('the protocol keyword follows RFC 3848 and RFC 6531', () => {
   const p = (esmtp: boolean, tls: boolean, authenticated: boolean, utf8: boolean) =>
     receivedProtocol({ esmtp, tls, authenticated, utf8 });

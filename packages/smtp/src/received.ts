@@ -109,10 +109,20 @@ function fold(name: string, units: readonly string[]): string {
   return `${lines.join('\r\n')}\r\n`;
 }
 
+/** The last date formatted and its second: every message of a busy second shares it. */
+let cachedSecond = Number.NaN;
+let cachedDate = '';
+
 /** RFC 5322 §3.3 date-time in UTC, e.g. "Sun, 22 Nov 2026 18:50:00 +0000". */
 export function rfc5322Date(date: Date): string {
-  if (Number.isNaN(date.getTime())) throw new RangeError('Received date is invalid');
-  return date.toUTCString().replace(/GMT$/, '+0000');
+  const time = date.getTime();
+  if (Number.isNaN(time)) throw new RangeError('Received date is invalid');
+  const second = Math.floor(time / 1000);
+  if (second !== cachedSecond) {
+    cachedDate = date.toUTCString().replace(/GMT$/, '+0000');
+    cachedSecond = second;
+  }
+  return cachedDate;
 }
 
 /** RFC 5321 §4.1.3 address literal; an IPv4-mapped IPv6 address is the IPv4 client it is. */
@@ -127,9 +137,22 @@ function addressLiteral(address: string): string {
   return `[${dcontent === '' ? 'unknown' : dcontent}]`;
 }
 
-/** Replaces what could break out of the field or the comment; caps the length. */
-function clean(text: string, unsafe: RegExp, utf8: boolean): string {
-  let out = text.slice(0, MAX_CLIENT_TEXT).replace(unsafe, '?');
+/** Printable ASCII: no control, format or separator character, nothing beyond ASCII. */
+const PRINTABLE_ASCII = /^[\x20-\x7e]*$/;
+
+/** What each kind of client text may not contain (`unsafe`), and text with none of it (`safe`). */
+const DOMAIN = { unsafe: /[^A-Za-z0-9.\-_:[\]\u0080-\uffff]/g, safe: /^[A-Za-z0-9.\-_:[\]]*$/ };
+const ATOM = { unsafe: /[^A-Za-z0-9!#$%&'*+/=?^_`{|}~-]/g, safe: /^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]*$/ };
+const PATH = { unsafe: /[()<>\\\s]/g, safe: /^[^()<>\\\s]*$/ };
+const COMMENT = { unsafe: /[()\\]/g, safe: /^[^()\\]*$/ };
+
+/**
+ * Replaces what could break out of the field or the comment; caps the length. Short printable
+ * ASCII text with nothing unsafe, the usual case, is returned as it is.
+ */
+function clean(text: string, kind: { unsafe: RegExp; safe: RegExp }, utf8: boolean): string {
+  if (text.length <= MAX_CLIENT_TEXT && PRINTABLE_ASCII.test(text) && kind.safe.test(text)) return text;
+  let out = text.slice(0, MAX_CLIENT_TEXT).replace(kind.unsafe, '?');
   // Controls, format characters and line/paragraph separators, wherever they come from.
   out = out.replace(/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu, '?');
   if (!utf8) out = out.replace(/[^\x20-\x7e]/g, '?');
@@ -138,17 +161,17 @@ function clean(text: string, unsafe: RegExp, utf8: boolean): string {
 
 /** A host name or address literal: no spaces, parentheses, semicolons or quotes. */
 function domainText(text: string, utf8: boolean): string {
-  return clean(text.trim(), /[^A-Za-z0-9.\-_:[\]\u0080-\uffff]/g, utf8);
+  return clean(text.trim(), DOMAIN, utf8);
 }
 
 /** RFC 5322 §3.2.3 atext: the ID clause takes an Atom. */
 function atomText(text: string): string {
-  return clean(text, /[^A-Za-z0-9!#$%&'*+/=?^_`{|}~-]/g, false) || 'unknown';
+  return clean(text, ATOM, false) || 'unknown';
 }
 
 /** A recipient inside "for <...>": never a bracket or parenthesis that would end it early. */
 function pathText(text: string, utf8: boolean): string {
-  return clean(text, /[()<>\\\s]/g, utf8);
+  return clean(text, PATH, utf8);
 }
 
 /**
@@ -156,7 +179,7 @@ function pathText(text: string, utf8: boolean): string {
  * parentheses and backslashes replaced so that the comment always closes where we close it.
  */
 function comment(text: string, utf8: boolean): string[] {
-  const words = clean(text, /[()\\]/g, utf8)
+  const words = clean(text, COMMENT, utf8)
     .split(/\s+/)
     .filter((w) => w !== '');
   if (words.length === 0) return [];
