@@ -1,7 +1,16 @@
-import { type JetStreamClient, type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import {
+  AckPolicy,
+  type JetStreamClient,
+  type JetStreamManager,
+  type JsMsg,
+  jetstream,
+  jetstreamManager,
+} from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { startNats } from '@petrel/test-harness';
-import { ensureDeliveryConsumers, ensureStreams } from '../src/streams.ts';
+import { encodeEnvelope, newEnvelope } from '../src/codec.ts';
+import { ensureDeliveryConsumers, ensureStreams, STREAM_OUTBOUND } from '../src/streams.ts';
+import { outboundSubject } from '../src/subjects.ts';
 
 export interface TestQueue {
   /** The nats-server's URL, for processes started by the test. */
@@ -26,4 +35,35 @@ export async function startQueue(
   await ensureStreams(jsm, { replicas: 1 });
   if (options.ackWaitMs !== undefined) await ensureDeliveryConsumers(jsm, { ackWaitMs: options.ackWaitMs });
   return { url: server.url, nc, js: jetstream(nc), jsm };
+}
+
+/**
+ * Queues `count` entries for `domain` and hands them out as a worker holds them: fetched from a
+ * consumer of their own (`name`), not yet acked. The ack subject is on each (`reply`).
+ */
+export async function heldEntries(
+  q: TestQueue,
+  domain: string,
+  count: number,
+  name: string,
+): Promise<(JsMsg & { readonly reply?: string })[]> {
+  for (let i = 0; i < count; i++) {
+    const envelope = newEnvelope({
+      messageId: `${name}-${i}`,
+      sender: 'a@example.org',
+      destinationDomain: domain,
+      recipients: [{ address: `b@${domain}` }],
+    });
+    await q.js.publish(outboundSubject(domain), encodeEnvelope(envelope));
+  }
+  await q.jsm.consumers.add(STREAM_OUTBOUND, {
+    durable_name: name,
+    ack_policy: AckPolicy.Explicit,
+    filter_subject: outboundSubject(domain),
+  });
+  const consumer = await q.js.consumers.get(STREAM_OUTBOUND, name);
+  const batch = await consumer.fetch({ max_messages: count, expires: 2_000 });
+  const out: JsMsg[] = [];
+  for await (const m of batch) out.push(m);
+  return out;
 }

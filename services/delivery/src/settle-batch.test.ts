@@ -1,19 +1,15 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { AckPolicy } from '@nats-io/jetstream';
 import { EventKind } from '@petrel/proto';
 import {
   AckPublisher,
   decodeEvents,
   EventSubject,
-  encodeEnvelope,
-  newEnvelope,
   newEvent,
-  outboundSubject,
   STREAM_EVENTS,
   STREAM_OUTBOUND,
 } from '@petrel/queue';
-import { startQueue } from '@petrel/queue/testing';
+import { heldEntries, startQueue } from '@petrel/queue/testing';
 import { createLogger } from '@petrel/telemetry';
 import { SettleBatch } from './settle-batch.ts';
 
@@ -30,24 +26,7 @@ test('entries settled in one turn: their events in one batch message, every entr
   const q = await startQueue(t);
   const publisher = new AckPublisher(q.nc);
   t.after(() => publisher.close());
-  for (let i = 0; i < 5; i++) {
-    const envelope = newEnvelope({
-      messageId: `m${i}`,
-      sender: 'a@example.org',
-      destinationDomain: 'example.net',
-      recipients: [{ address: 'b@example.net' }],
-    });
-    await q.js.publish(outboundSubject('example.net'), encodeEnvelope(envelope));
-  }
-  await q.jsm.consumers.add(STREAM_OUTBOUND, {
-    durable_name: 'settle-test',
-    ack_policy: AckPolicy.Explicit,
-    filter_subject: outboundSubject('example.net'),
-  });
-  const consumer = await q.js.consumers.get(STREAM_OUTBOUND, 'settle-test');
-  const batch = await consumer.fetch({ max_messages: 5, expires: 2_000 });
-  const entries = [];
-  for await (const m of batch) entries.push(m);
+  const entries = await heldEntries(q, 'example.net', 5, 'settle-test');
   assert.equal(entries.length, 5);
 
   const settle = new SettleBatch({
