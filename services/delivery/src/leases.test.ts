@@ -35,3 +35,35 @@ test('a renewal whose reply was lost but which took effect keeps the shard; a ta
   await leases.tick();
   assert.deepEqual(leases.owned, [0], 'and renewed normally afterwards');
 });
+
+test('surplus shards are handed back only when two rounds in a row count the new worker', async (t) => {
+  const { js } = await startQueue(t);
+  const kv = await new Kvm(js).create(LEASES_BUCKET, { history: 1, ttl: LEASE_TTL_MS });
+  const released: number[] = [];
+  const leases = new ShardLeases({
+    kv,
+    workerId: 'w1',
+    shards: 4,
+    acquired: () => {},
+    released: async (shard) => {
+      released.push(shard);
+    },
+    log: quiet,
+  });
+  await leases.tick();
+  assert.deepEqual(leases.owned, [0, 1, 2, 3]);
+  // A worker seen for one round only (it died at once, or a listing glitch): nothing moves.
+  await kv.put('worker.ghost', '1');
+  await leases.tick();
+  await kv.delete('worker.ghost');
+  await leases.tick();
+  assert.deepEqual(leases.owned, [0, 1, 2, 3], 'one round with two workers moves nothing');
+  // A worker that stays: the second round that counts it hands half back.
+  await kv.put('worker.w2', '1');
+  await leases.tick();
+  assert.equal(leases.owned.length, 4, 'not yet after one round');
+  await leases.tick();
+  assert.equal(leases.owned.length, 2, 'handed back after two rounds');
+  await new Promise<void>((resolve) => setImmediate(resolve));
+  assert.equal(released.length, 2);
+});

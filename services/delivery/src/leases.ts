@@ -33,6 +33,8 @@ export class ShardLeases {
   /** Shard → revision of our lease key. */
   readonly #owned = new Map<number, number>();
   #workers = 1;
+  /** The live-worker count of the previous round (hand-backs need two rounds that agree). */
+  #previousWorkers = 0;
   #timer: NodeJS.Timeout | undefined;
   #ticking: Promise<void> = Promise.resolve();
   #stopped = false;
@@ -70,9 +72,10 @@ export class ShardLeases {
     if (this.#stopped) return;
     const { kv, workerId, shards } = this.#o;
     await kv.put(WORKER_KEY(workerId), String(Date.now()));
-    let n = 0;
-    for await (const _ of await kv.keys('worker.*')) n++;
-    this.#workers = Math.max(1, n);
+    // Distinct keys: a listing whose consumer was reset under load may repeat keys.
+    const live = new Set<string>();
+    for await (const key of await kv.keys('worker.*')) live.add(key);
+    this.#workers = Math.max(1, live.size);
     for (const [shard, revision] of this.#owned) {
       try {
         this.#owned.set(shard, await kv.update(SHARD_KEY(shard), workerId, revision));
@@ -91,9 +94,14 @@ export class ShardLeases {
       }
     }
     const share = Math.ceil(shards / this.#workers);
+    // A shard is handed back only when two rounds in a row see as many workers: a count that is
+    // high for one round (a listing glitch, a worker that starts and dies at once) would
+    // otherwise move domains between workers for nothing (seen in CI: two shards swapped owners).
+    const keep = Math.ceil(shards / Math.max(1, Math.min(this.#workers, this.#previousWorkers || 1)));
+    this.#previousWorkers = this.#workers;
     // Handed back in the background: renewals of the shards we keep must never wait for a
     // hand-back to drain, or their leases could lapse while we still consume them.
-    while (this.#owned.size > share && !this.#stopped) {
+    while (this.#owned.size > keep && !this.#stopped) {
       const shard = Math.max(...this.#owned.keys());
       this.#background(this.#handBack(shard));
     }
