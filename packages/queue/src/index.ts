@@ -39,7 +39,6 @@ export {
   publishEntry,
   publishEvent,
   publishEventBatchWith,
-  publishEventWith,
 } from './publisher.ts';
 export {
   BODIES_MAX_AGE_MS,

@@ -3,46 +3,46 @@ import { test } from 'node:test';
 import { EventKind } from '@petrel/proto';
 import { heldEntries, startQueue } from '../test/queue.ts';
 import { AckPublisher } from './ack-publisher.ts';
-import { decodeEvent, newEvent } from './codec.ts';
+import { decodeEvents, newEvent } from './codec.ts';
 import { QueueError } from './message.ts';
-import { ackEntry, publishEventWith } from './publisher.ts';
+import { ackEntry, publishEventBatchWith } from './publisher.ts';
 import { STREAM_EVENTS, STREAM_OUTBOUND } from './streams.ts';
+import { EventSubject } from './subjects.ts';
 
-test('publishEventWith stores an event once per event id, on its kind subject', async (t) => {
+test('publishEventBatchWith stores several events as one message on the batch subject', async (t) => {
   const q = await startQueue(t);
   const publisher = new AckPublisher(q.nc);
   t.after(() => publisher.close());
-  const event = newEvent({
-    eventId: 'm1.example.net.1.delivered',
-    messageId: 'm1',
-    destinationDomain: 'example.net',
-    kind: EventKind.DELIVERED,
-    recipients: ['a@example.net'],
-  });
-  await publishEventWith(publisher, event, { timeoutMs: 2_000 });
-  // The same event again (a redelivered entry settled twice): the server's dedupe keeps one.
-  await publishEventWith(publisher, event, { timeoutMs: 2_000 });
+  const events = ['delivered', 'bounced'].map((what, i) =>
+    newEvent({
+      eventId: `m1.example.net.1.${what}`,
+      messageId: 'm1',
+      destinationDomain: 'example.net',
+      kind: i === 0 ? EventKind.DELIVERED : EventKind.BOUNCED,
+      recipients: [`${what}@example.net`],
+    }),
+  );
+  await publishEventBatchWith(publisher, events, { timeoutMs: 2_000 });
   const info = await q.jsm.streams.info(STREAM_EVENTS);
   assert.equal(info.state.messages, 1);
   const stored = await q.jsm.streams.getMessage(STREAM_EVENTS, { seq: info.state.first_seq });
   assert.ok(stored);
-  assert.equal(stored.subject, 'petrel.events.delivered');
-  assert.equal(decodeEvent(stored.data).eventId, event.eventId);
+  assert.equal(stored.subject, EventSubject.batch);
+  assert.deepEqual(
+    decodeEvents(stored.subject, stored.data).map((e) => [e.eventId, e.kind]),
+    events.map((e) => [e.eventId, e.kind]),
+  );
 });
 
-test('publishEventWith refuses an event without a kind and reports a subject no stream takes', async (t) => {
+test('publishEventBatchWith reports a subject no stream takes', async (t) => {
   const q = await startQueue(t);
   const publisher = new AckPublisher(q.nc);
   t.after(() => publisher.close());
-  await assert.rejects(
-    publishEventWith(publisher, newEvent({ eventId: 'x', kind: EventKind.UNSPECIFIED }), {
-      timeoutMs: 1_000,
-    }),
-    TypeError,
-  );
   await q.jsm.streams.delete(STREAM_EVENTS);
   await assert.rejects(
-    publishEventWith(publisher, newEvent({ eventId: 'y', kind: EventKind.BOUNCED }), { timeoutMs: 1_000 }),
+    publishEventBatchWith(publisher, [newEvent({ eventId: 'y', kind: EventKind.BOUNCED })], {
+      timeoutMs: 1_000,
+    }),
     (error: unknown) =>
       error instanceof Error && !(error instanceof QueueError) && /no stream/.test(error.message),
   );

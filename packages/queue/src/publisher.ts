@@ -1,5 +1,5 @@
 import type { JetStreamClient, PubAck } from '@nats-io/jetstream';
-import { headers, type MsgHdrs } from '@nats-io/transport-node';
+import { headers } from '@nats-io/transport-node';
 import { type DeliveryEvent, type Envelope, EventKind } from '@petrel/proto';
 import type { AckPublisher } from './ack-publisher.ts';
 import { encodeEnvelope, encodeEvent, encodeEventBatch } from './codec.ts';
@@ -41,41 +41,15 @@ const subjectByKind: Record<EventKind, EventSubject | undefined> = {
   [EventKind.EXPIRED]: EventSubject.expired,
 };
 
-function eventSubject(event: DeliveryEvent): EventSubject {
-  const subject = subjectByKind[event.kind];
-  if (subject === undefined) throw new TypeError(`event ${event.eventId} has no kind`);
-  return subject;
-}
-
 /** Publishes one delivery event; its event id is the Nats-Msg-Id, so a re-published event is stored once. */
 export async function publishEvent(
   js: JetStreamClient,
   event: DeliveryEvent,
   options: { timeoutMs: number },
 ): Promise<PubAck> {
-  return await js.publish(eventSubject(event), encodeEvent(event), {
-    msgID: event.eventId,
-    timeout: options.timeoutMs,
-  });
-}
-
-/** publishEvent over a shared reply subscription (ack-publisher.ts): the delivery worker's hot path. */
-export async function publishEventWith(
-  publisher: AckPublisher,
-  event: DeliveryEvent,
-  options: { timeoutMs: number },
-): Promise<void> {
-  const h: MsgHdrs = headers();
-  h.set('Nats-Msg-Id', event.eventId);
-  const ack = await publisher.publish(eventSubject(event), encodeEvent(event), h, options.timeoutMs);
-  if (ack?.error) {
-    throw new QueueError(
-      QueueErrorCode.Publish,
-      `event ${event.eventId} refused: ${ack.error.description} (${ack.error.err_code})`,
-    );
-  }
-  if (ack?.seq === undefined)
-    throw new QueueError(QueueErrorCode.Publish, `event ${event.eventId} not acknowledged`);
+  const subject = subjectByKind[event.kind];
+  if (subject === undefined) throw new TypeError(`event ${event.eventId} has no kind`);
+  return await js.publish(subject, encodeEvent(event), { msgID: event.eventId, timeout: options.timeoutMs });
 }
 
 /**

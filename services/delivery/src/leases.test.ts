@@ -1,25 +1,31 @@
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import { Kvm } from '@nats-io/kv';
 import { startQueue } from '@petrel/queue/testing';
 import { LEASE_TTL_MS, LEASES_BUCKET, ShardLeases } from './leases.ts';
 
 const quiet = { warn() {}, info() {} };
 
-test('a renewal whose reply was lost but which took effect keeps the shard; a taken one is given up', async (t) => {
+/** One worker ('w1') on a fresh leases bucket of `shards` shards; `released` lists what it gave up. */
+async function soleWorker(t: TestContext, shards: number) {
   const { js } = await startQueue(t);
   const kv = await new Kvm(js).create(LEASES_BUCKET, { history: 1, ttl: LEASE_TTL_MS });
   const released: number[] = [];
   const leases = new ShardLeases({
     kv,
     workerId: 'w1',
-    shards: 2,
+    shards,
     acquired: () => {},
     released: async (shard) => {
       released.push(shard);
     },
     log: quiet,
   });
+  return { kv, leases, released };
+}
+
+test('a renewal whose reply was lost but which took effect keeps the shard; a taken one is given up', async (t) => {
+  const { kv, leases, released } = await soleWorker(t, 2);
   await leases.tick();
   assert.deepEqual(leases.owned, [0, 1]);
   // Shard 0: our own renewal went through but we never saw its reply (revision moved, still ours).
@@ -37,19 +43,7 @@ test('a renewal whose reply was lost but which took effect keeps the shard; a ta
 });
 
 test('surplus shards are handed back only when two rounds in a row count the new worker', async (t) => {
-  const { js } = await startQueue(t);
-  const kv = await new Kvm(js).create(LEASES_BUCKET, { history: 1, ttl: LEASE_TTL_MS });
-  const released: number[] = [];
-  const leases = new ShardLeases({
-    kv,
-    workerId: 'w1',
-    shards: 4,
-    acquired: () => {},
-    released: async (shard) => {
-      released.push(shard);
-    },
-    log: quiet,
-  });
+  const { kv, leases, released } = await soleWorker(t, 4);
   await leases.tick();
   assert.deepEqual(leases.owned, [0, 1, 2, 3]);
   // A worker seen for one round only (it died at once, or a listing glitch): nothing moves.

@@ -503,7 +503,7 @@ export class DeliveryWorker {
       envelope.recipients.map((r) => r.address),
       `held.${Date.now()}`,
     );
-    await this.#finish(m, event === undefined ? [] : [event]);
+    await this.#settled.settle(m, event === undefined ? [] : [event]);
   }
 
   #expiresAt(envelope: Envelope): Date {
@@ -817,7 +817,7 @@ export class DeliveryWorker {
       await this.#deps.bounces?.(envelope, this.#failedRecipients(o, failed, expired), { original: o.body });
     }
     if (o.deferred.length === 0 || step === undefined || step.kind !== 'retry') {
-      await this.#finish(m, events);
+      await this.#settled.settle(m, events);
       return;
     }
     const remaining = envelope.recipients.filter((r) => o.deferred.includes(r.address));
@@ -854,12 +854,7 @@ export class DeliveryWorker {
       timeoutMs: EVENT_TIMEOUT_MS,
     });
     log.info({ ...logFields, recipients: remaining.length, retryAt: step.at.toISOString() }, 'deferred');
-    await this.#finish(m, events);
-  }
-
-  /** Publishes the attempt's events and acks the entry, with the others settled in this turn (settle-batch.ts). */
-  #finish(m: JsMsg, events: readonly DeliveryEvent[]): Promise<void> {
-    return this.#settled.settle(m, events);
+    await this.#settled.settle(m, events);
   }
 
   /** One delivery event (proto/petrel/v1/event.proto); none for no recipients. */
