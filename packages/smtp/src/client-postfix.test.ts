@@ -3,7 +3,7 @@
 // to the scriptable sink, where the exact bytes arrive.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { type ReceivedMessage, startPostfix, startSmtpSink } from '@petrel/test-harness';
+import { type ReceivedMessage, startPostfix, startSmtpSink, waitFor } from '@petrel/test-harness';
 import { testCertificate } from '../test/wire.ts';
 import { SmtpClient } from './client.ts';
 
@@ -52,7 +52,6 @@ test('delivers to Postfix over STARTTLS (required, validated), and Postfix relay
   // Postfix 3.x offers CHUNKING: the message went as BDAT, pipelined MAIL/RCPT before it.
   assert.equal(result.transfer.chunking, true);
   assert.equal(result.transfer.pipelining, true);
-  await client.quit();
   const m = await arrived.promise;
   assert.deepEqual([...m.rcptTo].sort(), ['other@elsewhere.example', 'rcpt@elsewhere.example']);
   assert.equal(m.mailFrom, 'a@example.com');
@@ -60,5 +59,32 @@ test('delivers to Postfix over STARTTLS (required, validated), and Postfix relay
   // Postfix's Received field records that we used TLS (ESMTPS, RFC 3848); our body follows unchanged.
   assert.match(text, /^Received: from client\.example [^\r]*\r\n\tby postfix\.test \(Postfix\) with ESMTPS /);
   assert.ok(text.endsWith('\r\n\r\n.dot line\r\nčeština\r\n'), text);
+
+  // Two more on the connection, the second queued behind the first: its MAIL and RCPT go out
+  // right after the first one's BDAT LAST chunk, and Postfix takes both.
+  const more = [...sink.messages].length;
+  const first = client.send(
+    { from: 'a@example.com', to: ['p1@elsewhere.example'] },
+    Buffer.from('Subject: p1\r\n\r\none\r\n'),
+  );
+  assert.equal(client.acceptsFollower, true);
+  const second = client.send(
+    { from: 'a@example.com', to: ['p2@elsewhere.example'] },
+    Buffer.from('Subject: p2\r\n\r\ntwo\r\n'),
+  );
+  assert.equal((await first).recipients[0]?.status, 'delivered');
+  assert.equal((await second).recipients[0]?.status, 'delivered');
+  await client.quit();
+  await waitFor(() => sink.messages.length >= more + 2, {
+    timeoutMs: 30_000,
+    message: 'both relayed by Postfix',
+  });
+  assert.deepEqual(
+    sink.messages
+      .slice(more)
+      .map((x) => x.rcptTo[0])
+      .sort(),
+    ['p1@elsewhere.example', 'p2@elsewhere.example'],
+  );
   await postfix.stop();
 });

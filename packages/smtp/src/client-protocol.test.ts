@@ -28,8 +28,11 @@ async function scripted(
   script: Script,
   log: string[] = [],
   bodies: string[] = [],
+  /** Every chunk read from the socket, as it came. */
+  chunks: string[] = [],
 ): Promise<number> {
   return await rawServer(t, (socket) => {
+    socket.on('data', (chunk: Buffer) => void chunks.push(chunk.toString('latin1')));
     let pending = '';
     let data: string | undefined;
     socket.write(`${script.greeting ?? '220 scripted ESMTP'}\r\n`);
@@ -150,6 +153,33 @@ test('timeout: data block (the server stops reading)', QUICK, async (t) => {
     client.send({ from: 'a@example.com', to: ['b@example.com'] }, big),
     isTimeout(ClientPhase.DataBlock),
   );
+});
+
+test('timeout: a reply dripping in octet by octet still ends at the phase deadline', QUICK, async (t) => {
+  const port = await scripted(t, {
+    ehlo: '250-scripted\r\n250 8BITMIME',
+    reply: (line, socket) => {
+      if (!line.toUpperCase().startsWith('MAIL')) return ok(line);
+      // Each octet comes well within the deadline; the whole reply never does.
+      const text = `250 ${'x'.repeat(400)}`;
+      let i = 0;
+      const drip = setInterval(() => {
+        if (socket.destroyed || i >= text.length) clearInterval(drip);
+        else socket.write(text[i++] as string);
+      }, 10);
+      t.after(() => clearInterval(drip));
+      return undefined;
+    },
+  });
+  const client = await SmtpClient.connect(options(port, { timeouts: { mail: 300 } }));
+  t.after(() => client.close());
+  const started = performance.now();
+  await assert.rejects(
+    client.send({ from: 'a@example.com', to: ['b@example.com'] }, Buffer.from('x\r\n')),
+    isTimeout(ClientPhase.Mail),
+  );
+  // The whole reply would take 4 s; the deadline is 300 ms.
+  assert.ok(performance.now() - started < 2_000, `${performance.now() - started} ms`);
 });
 
 test('an endless reply line is a protocol error at once, not after the timeout', QUICK, async (t) => {
@@ -340,4 +370,131 @@ test('LMTP: LHLO, and one reply per accepted recipient after the final dot', QUI
   await client.quit();
   assert.equal(log[0], 'LHLO client.example');
   assert.equal(log.filter((l) => l === 'RSET').length, 0);
+});
+
+// A transaction queued behind another on one connection (RFC 2920 §3.1 and the example of §4):
+// its commands go out with the content of the one ahead.
+const PIPELINED = '250-scripted\r\n250 PIPELINING';
+
+test(
+  'a queued transaction: its MAIL, RCPT and DATA go in the same write as the final dot ahead',
+  QUICK,
+  async (t) => {
+    const log: string[] = [];
+    const bodies: string[] = [];
+    const chunks: string[] = [];
+    const port = await scripted(t, { ehlo: PIPELINED, reply: ok }, log, bodies, chunks);
+    const client = await SmtpClient.connect(options(port));
+    t.after(() => client.close());
+    const first = client.send({ from: 'a@example.com', to: ['one@example.com'] }, Buffer.from('first\r\n'));
+    assert.equal(client.acceptsFollower, true);
+    const second = client.send({ from: 'b@example.com', to: ['two@example.com'] }, Buffer.from('second\r\n'));
+    assert.equal(client.acceptsFollower, false, 'one transaction waits at most');
+    assert.equal((await first).dataReply?.code, 250);
+    assert.equal((await second).dataReply?.code, 250);
+    assert.deepEqual(bodies, ['first\r\n', 'second\r\n']);
+    assert.deepEqual(
+      log.map((l) => l.split(':')[0]),
+      ['EHLO client.example', 'MAIL FROM', 'RCPT TO', 'DATA', 'MAIL FROM', 'RCPT TO', 'DATA'],
+    );
+    assert.ok(
+      chunks.some((c) =>
+        c.includes('first\r\n.\r\nMAIL FROM:<b@example.com>\r\nRCPT TO:<two@example.com>\r\nDATA\r\n'),
+      ),
+      JSON.stringify(chunks),
+    );
+    assert.equal(client.messagesSent, 2);
+    assert.equal(client.state, 'idle');
+  },
+);
+
+test(
+  'a queued transaction fails without sending its message when the one ahead loses the connection',
+  QUICK,
+  async (t) => {
+    const bodies: string[] = [];
+    let dots = 0;
+    const port = await scripted(
+      t,
+      {
+        ehlo: PIPELINED,
+        reply: (line, socket) => {
+          if (line !== '.') return ok(line);
+          dots++;
+          socket.end('421 4.3.2 going down\r\n');
+          return undefined;
+        },
+      },
+      [],
+      bodies,
+    );
+    const client = await SmtpClient.connect(options(port));
+    t.after(() => client.close());
+    const first = client.send({ from: 'a@example.com', to: ['one@example.com'] }, Buffer.from('first\r\n'));
+    const second = client.send({ from: 'b@example.com', to: ['two@example.com'] }, Buffer.from('second\r\n'));
+    await assert.rejects(first, (e: unknown) => {
+      assert.ok(e instanceof SmtpClientError);
+      assert.equal(e.code, SmtpClientErrorCode.ConnectionLost);
+      return true;
+    });
+    // Unusable: nothing of it was delivered, the caller may send it on another connection at once.
+    await assert.rejects(second, (e: unknown) => {
+      assert.ok(e instanceof SmtpClientError);
+      assert.equal(e.code, SmtpClientErrorCode.Unusable, e.message);
+      return true;
+    });
+    assert.deepEqual(bodies, ['first\r\n']);
+    assert.equal(dots, 1);
+    assert.equal(client.state, 'closed');
+  },
+);
+
+test(
+  'a queued transaction behind one whose recipients were all refused: RSET first, then it goes',
+  QUICK,
+  async (t) => {
+    const log: string[] = [];
+    const bodies: string[] = [];
+    const port = await scripted(
+      t,
+      {
+        ehlo: PIPELINED,
+        reply: (line) => {
+          if (line.includes('<refused@')) return '550 5.1.1 no such user';
+          // RFC 2920 §3.1: DATA after only refused recipients is refused.
+          if (line === 'DATA' && log.at(-2)?.includes('<refused@')) return '554 5.5.1 no valid recipients';
+          return ok(line);
+        },
+      },
+      log,
+      bodies,
+    );
+    const client = await SmtpClient.connect(options(port));
+    t.after(() => client.close());
+    const first = client.send(
+      { from: 'a@example.com', to: ['refused@example.com'] },
+      Buffer.from('first\r\n'),
+    );
+    const second = client.send({ from: 'b@example.com', to: ['two@example.com'] }, Buffer.from('second\r\n'));
+    assert.equal((await first).recipients[0]?.status, 'failed');
+    assert.equal((await second).recipients[0]?.status, 'delivered');
+    assert.deepEqual(bodies, ['second\r\n']);
+    assert.deepEqual(
+      log.slice(1).map((l) => l.split(':')[0]),
+      ['MAIL FROM', 'RCPT TO', 'DATA', 'RSET', 'MAIL FROM', 'RCPT TO', 'DATA'],
+    );
+  },
+);
+
+test('without PIPELINING nothing is queued: a second send() while busy is refused', QUICK, async (t) => {
+  const port = await scripted(t, { ehlo: '250-scripted\r\n250 8BITMIME', reply: ok });
+  const client = await SmtpClient.connect(options(port));
+  t.after(() => client.close());
+  const first = client.send({ from: 'a@example.com', to: ['one@example.com'] }, Buffer.from('first\r\n'));
+  assert.equal(client.acceptsFollower, false);
+  await assert.rejects(
+    client.send({ from: 'b@example.com', to: ['two@example.com'] }, Buffer.from('second\r\n')),
+    (e: unknown) => e instanceof SmtpClientError && e.code === SmtpClientErrorCode.Unusable,
+  );
+  assert.equal((await first).dataReply?.code, 250);
 });

@@ -53,11 +53,11 @@ export class ReplyReader {
   async read(phase: ClientPhase, timeoutMs: number): Promise<Reply> {
     const fail = (code: SmtpClientErrorCode, message: string) =>
       new SmtpClientError(code, message, { phase });
-    const signal = AbortSignal.timeout(timeoutMs);
+    const deadline = performance.now() + timeoutMs;
     const lines: string[] = [];
     let code: string | undefined;
     for (;;) {
-      const next = await this.#input.nextLine(this.#limits.maxLineLength, { signal, failFast: true });
+      const next = await this.#input.nextLine(this.#limits.maxLineLength, { deadline, failFast: true });
       if (next.kind === 'aborted') {
         throw fail(SmtpClientErrorCode.Timeout, `no complete reply within ${timeoutMs} ms (${phase})`);
       }

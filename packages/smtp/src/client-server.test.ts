@@ -448,15 +448,19 @@ test('connection reuse: RSET only after a transaction that failed midway, messag
   assert.deepEqual(commands, ['MAIL', 'RCPT', 'BDAT', 'MAIL', 'RCPT', 'RSET', 'MAIL', 'RCPT', 'BDAT']);
   assert.equal(c.messagesSent, 2);
   assert.equal(server.delivered.length, 2);
-  // One transaction at a time.
+  // One transaction in progress and one queued behind it (pipelined); a third is refused.
   const pending = c.send({ from: 'a@example.com', to: ['d@example.com'] }, Buffer.from('4\r\n'));
   assert.equal(c.state, 'busy');
+  assert.equal(c.acceptsFollower, true);
+  const queued = c.send({ from: 'a@example.com', to: ['e@example.com'] }, Buffer.from('5\r\n'));
+  assert.equal(c.acceptsFollower, false);
   await assert.rejects(
-    c.send({ from: 'a@example.com', to: ['e@example.com'] }, Buffer.from('5\r\n')),
+    c.send({ from: 'a@example.com', to: ['f@example.com'] }, Buffer.from('x\r\n')),
     isClientError(SmtpClientErrorCode.Unusable),
   );
   assert.equal((await pending).dataReply?.code, 250);
-  assert.equal(c.messagesSent, 3);
+  assert.equal((await queued).dataReply?.code, 250);
+  assert.equal(c.messagesSent, 4);
   await c.quit();
   assert.equal(c.state, 'closed');
   assert.equal(c.usable, false);

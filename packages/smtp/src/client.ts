@@ -194,6 +194,50 @@ const DEFAULT_CHUNK_SIZE = 1024 * 1024;
 const WRITE_BLOCK = 64 * 1024;
 const DEFAULT_MECHANISMS: readonly AuthMechanismName[] = ['PLAIN', 'LOGIN'];
 
+/** A transaction as prepared before its first command (see SmtpClient.#prepare). */
+interface Prepared {
+  readonly specs: RecipientSpec[];
+  readonly chunking: boolean;
+  readonly pipelining: boolean;
+  readonly payload: Buffer;
+  readonly base: Pick<SendResult, 'transfer' | 'tls'>;
+  readonly refusal: LocalRefusal | undefined;
+  readonly mail: string;
+  readonly rcpts: string[];
+}
+
+/** A transaction waiting behind the one in progress on a connection. */
+interface Follower {
+  /** Its MAIL, RCPT (and DATA) commands, CRLF-terminated. */
+  readonly group: string;
+  /** The group went out with the content of the transaction ahead. */
+  written: boolean;
+  /** Resolves when the transaction ahead is over. */
+  readonly turn: PromiseWithResolvers<void>;
+}
+
+/** MAIL, every RCPT and, without CHUNKING, DATA: a pipelined group (RFC 2920 §3.1). */
+function commandGroup(p: Prepared): string[] {
+  return p.chunking ? [p.mail, ...p.rcpts] : [p.mail, ...p.rcpts, 'DATA'];
+}
+
+/** The result of a transaction refused before any command (SMTPUTF8, SIZE, REQUIRETLS, BINARYMIME). */
+function refusedResult(p: Prepared, refusal: LocalRefusal): SendResult {
+  return {
+    ...p.base,
+    accepted: [],
+    rejected: p.specs.map((s) => ({ address: s.address, reply: refusal.reply })),
+    mailReply: refusal.reply,
+    dataReply: undefined,
+    recipients: p.specs.map((s) => ({
+      address: s.address,
+      status: status(refusal.reply),
+      reply: refusal.reply,
+    })),
+    localRefusal: refusal,
+  };
+}
+
 function positive(r: Reply): boolean {
   return r.code >= 200 && r.code < 300;
 }
@@ -221,6 +265,10 @@ export class SmtpClient {
   readonly #r: Resolved;
   #state: ClientState = 'busy';
   #needsReset = false;
+  /** A send() is in progress (state 'busy' also covers connecting). */
+  #inTransaction = false;
+  /** The transaction queued behind the one in progress (see `acceptsFollower`). */
+  #follower: Follower | undefined;
   #esmtp = false;
   #tls: TlsStatus = NO_TLS;
   #lastSocketError: Error | undefined;
@@ -266,6 +314,24 @@ export class SmtpClient {
   /** The connection can take another send() now. */
   get usable(): boolean {
     return this.#state === 'idle' && !this.#socket.destroyed;
+  }
+
+  /**
+   * Another send() may be called now, while a transaction is in progress: it is pipelined behind
+   * it. Its MAIL, RCPT and DATA go out in the same write as the message content of the
+   * transaction ahead (RFC 2920 §3.1 lets content be the first "command" of a group, and its §4
+   * example sends the next MAIL right after the final dot), so a connection carries one write and
+   * one round trip per message instead of two. At most one transaction waits; only when the
+   * server offers PIPELINING.
+   */
+  get acceptsFollower(): boolean {
+    return (
+      this.#state === 'busy' &&
+      this.#inTransaction &&
+      this.#follower === undefined &&
+      this.extensions.has('PIPELINING') &&
+      !this.#socket.destroyed
+    );
   }
 
   /** Transactions on this connection in which the server accepted the message for at least one recipient. */
@@ -570,6 +636,38 @@ export class SmtpClient {
     }
   }
 
+  /**
+   * Message content (after `head`, a BDAT command) in one write with, when `last`, the commands of
+   * the transaction queued behind this one (see `acceptsFollower`).
+   */
+  async #writeContent(data: Buffer, head = '', last = true): Promise<void> {
+    const follower = last ? this.#follower : undefined;
+    const tail = follower !== undefined && !follower.written ? follower.group : '';
+    if (data.length > WRITE_BLOCK) {
+      if (head !== '') this.#write(head, ClientPhase.DataBlock);
+      await this.#writeData(data);
+      if (tail !== '') this.#write(tail, ClientPhase.DataBlock);
+    } else {
+      if (this.#socket.destroyed) {
+        throw new SmtpClientError(
+          SmtpClientErrorCode.ConnectionLost,
+          'connection closed while sending data',
+          {
+            phase: ClientPhase.DataBlock,
+          },
+        );
+      }
+      // One system call for all of it.
+      this.#socket.cork();
+      if (head !== '') this.#socket.write(head);
+      this.#socket.write(data);
+      if (tail !== '') this.#socket.write(tail);
+      this.#socket.uncork();
+      if (this.#socket.writableNeedDrain) await this.#drain();
+    }
+    if (follower !== undefined && tail !== '') follower.written = true;
+  }
+
   async #drain(): Promise<void> {
     const socket = this.#socket;
     const phase = ClientPhase.DataBlock;
@@ -609,6 +707,7 @@ export class SmtpClient {
    * message must use CRLF line endings (except BINARYMIME).
    */
   async send(envelope: SendEnvelope, message: Buffer): Promise<SendResult> {
+    if (this.acceptsFollower) return await this.#sendAfter(envelope, message);
     if (this.#state !== 'idle' || this.#socket.destroyed) {
       throw new SmtpClientError(
         SmtpClientErrorCode.Unusable,
@@ -616,14 +715,58 @@ export class SmtpClient {
       );
     }
     this.#state = 'busy';
+    return await this.#run(this.#prepare(envelope, message), false);
+  }
+
+  /** A transaction queued behind the one in progress; its commands go out with that one's content. */
+  async #sendAfter(envelope: SendEnvelope, message: Buffer): Promise<SendResult> {
+    const prepared = this.#prepare(envelope, message);
+    // Refused before any command: nothing to queue.
+    if (prepared.refusal !== undefined) return refusedResult(prepared, prepared.refusal);
+    const follower: Follower = {
+      group: `${commandGroup(prepared).join('\r\n')}\r\n`,
+      written: false,
+      turn: Promise.withResolvers<void>(),
+    };
+    this.#follower = follower;
+    await follower.turn.promise;
+    if (this.#state !== 'busy' || this.#socket.destroyed) {
+      // Nothing of this message was sent (its content goes only after its own 354): safe to
+      // send on another connection at once.
+      throw new SmtpClientError(
+        SmtpClientErrorCode.Unusable,
+        'the transaction ahead on this connection failed; this one was not sent',
+      );
+    }
+    return await this.#run(prepared, follower.written);
+  }
+
+  async #run(prepared: Prepared, groupWritten: boolean): Promise<SendResult> {
+    this.#inTransaction = true;
     try {
-      const result = await this.#transaction(envelope, message);
-      if (this.#state === 'busy') this.#state = this.#socket.destroyed ? 'closed' : 'idle';
+      const result =
+        prepared.refusal === undefined
+          ? await this.#exchange(prepared, groupWritten)
+          : refusedResult(prepared, prepared.refusal);
+      this.#handOver();
       return result;
     } catch (error) {
       this.close();
+      this.#handOver();
       throw error;
     }
+  }
+
+  /** The transaction is over: the queued one (its turn) or the next send() may go. */
+  #handOver(): void {
+    this.#inTransaction = false;
+    const follower = this.#follower;
+    this.#follower = undefined;
+    if (this.#state === 'busy') {
+      // Kept busy for the follower, so that no other send() slips in between.
+      this.#state = this.#socket.destroyed ? 'closed' : follower !== undefined ? 'busy' : 'idle';
+    }
+    follower?.turn.resolve();
   }
 
   #localRefusal(envelope: SendEnvelope, needs: MessageNeeds, size: number): LocalRefusal | undefined {
@@ -688,52 +831,45 @@ export class SmtpClient {
     return undefined;
   }
 
-  async #transaction(envelope: SendEnvelope, message: Buffer): Promise<SendResult> {
+  /** Everything decided before the first command: parameters, content, local refusals. */
+  #prepare(envelope: SendEnvelope, message: Buffer): Prepared {
     const ext = this.extensions;
     const specs: RecipientSpec[] = envelope.to.map(recipientSpec);
     const needs = messageNeeds(envelope, message);
     const chunking = ext.has('CHUNKING');
     const pipelining = ext.has('PIPELINING');
-    const lmtp = this.#r.options.protocol === 'lmtp';
     const payload = chunking ? chunkingPayload(message, needs.body) : dotStuff(message);
     const size = chunking ? payload.length : message.length;
     const base = {
       transfer: { chunking, pipelining, body: needs.body, smtputf8: needs.smtputf8, dsn: ext.has('DSN') },
       tls: this.#tls,
     };
-
     const refusal = this.#localRefusal(envelope, needs, size);
-    if (refusal !== undefined) {
-      return {
-        ...base,
-        accepted: [],
-        rejected: specs.map((s) => ({ address: s.address, reply: refusal.reply })),
-        mailReply: refusal.reply,
-        dataReply: undefined,
-        recipients: specs.map((s) => ({
-          address: s.address,
-          status: status(refusal.reply),
-          reply: refusal.reply,
-        })),
-        localRefusal: refusal,
-      };
-    }
-
     const mail = commandLine(
       'MAIL FROM',
       envelope.from,
       mailParameters(envelope, { extensions: ext, needs, size, tls: this.#tls.used }),
     );
     const rcpts = specs.map((s) => commandLine('RCPT TO', s.address, recipientParameters(s, ext)));
+    return { specs, chunking, pipelining, payload, base, refusal, mail, rcpts };
+  }
+
+  async #exchange(prepared: Prepared, groupWritten: boolean): Promise<SendResult> {
+    const { specs, chunking, pipelining, payload, base, mail, rcpts } = prepared;
+    const lmtp = this.#r.options.protocol === 'lmtp';
     const rcptReplies: Reply[] = [];
     let mailReply: Reply;
     let dataStart: Reply | undefined;
-    const reset = this.#needsReset;
+    // Written behind the content of the transaction ahead: that content's end closed the
+    // transaction, so no RSET.
+    const reset = this.#needsReset && !groupWritten;
 
     if (pipelining) {
       // RFC 2920 §3.1: RSET, MAIL, every RCPT and DATA in one write; replies come back in order.
-      const group = [...(reset ? ['RSET'] : []), mail, ...rcpts, ...(chunking ? [] : ['DATA'])];
-      this.#write(`${group.join('\r\n')}\r\n`, ClientPhase.Mail);
+      if (!groupWritten) {
+        const group = [...(reset ? ['RSET'] : []), ...commandGroup(prepared)];
+        this.#write(`${group.join('\r\n')}\r\n`, ClientPhase.Mail);
+      }
       if (reset) this.#checkReset(await this.#read(ClientPhase.Rset, this.#r.timeouts.command));
       this.#needsReset = false;
       mailReply = await this.#read(ClientPhase.Mail, this.#r.timeouts.mail);
@@ -811,7 +947,7 @@ export class SmtpClient {
       accepted.length = 0;
       return finish(start);
     }
-    await this.#writeData(payload);
+    await this.#writeContent(payload);
     return await this.#endOfData(accepted.length, lmtp, finish);
   }
 
@@ -855,8 +991,7 @@ export class SmtpClient {
       const chunk = payload.subarray(offset, offset + chunkSize);
       offset += chunk.length;
       const last = offset >= payload.length;
-      this.#write(`BDAT ${chunk.length}${last ? ' LAST' : ''}\r\n`, ClientPhase.DataBlock);
-      await this.#writeData(chunk);
+      await this.#writeContent(chunk, `BDAT ${chunk.length}${last ? ' LAST' : ''}\r\n`, last);
       if (last) return await this.#endOfData(count, lmtp, finish);
       const r = await this.#read(ClientPhase.DataBlock, this.#r.timeouts.dataBlock);
       if (!positive(r)) {

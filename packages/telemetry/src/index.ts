@@ -1,2 +1,9 @@
 export { createLogger, type Logger } from './log.ts';
-export { contextFrom, traceContextOf, tracer, type W3CTraceContext } from './trace.ts';
+export {
+  contextFrom,
+  inSpan,
+  setSpansRecorded,
+  traceContextOf,
+  tracer,
+  type W3CTraceContext,
+} from './trace.ts';

@@ -57,3 +57,24 @@ test('credentials are redacted', async () => {
   assert.ok(!line.includes('hunter2') && !line.includes('"x"'), line);
   assert.match(line, /"user":"u"/);
 });
+
+test('credentials in child bindings and nested objects are redacted; the caller’s object is unchanged', async () => {
+  const { lines } = await run(
+    `import { createLogger } from ${JSON.stringify(LOG_MODULE)};
+     const fields = { relay: { host: 'h', authorization: 'Bearer s3cret' }, n: 1 };
+     createLogger('t').child({ password: 'bound-secret' }).info(fields, 'relay');
+     console.log(JSON.stringify(fields));`,
+  );
+  const logged = lines.find((l) => l.includes('"msg":"relay"')) as string;
+  assert.ok(logged !== undefined, lines.join('\n'));
+  assert.ok(!logged.includes('s3cret') && !logged.includes('bound-secret'), logged);
+  assert.match(logged, /"host":"h"/);
+  assert.match(logged, /"authorization":"\[redacted\]"/);
+  assert.match(logged, /"password":"\[redacted\]"/);
+  assert.match(logged, /"time":"\d{4}-\d\d-\d\dT[\d:.]+Z"/);
+  // The object the caller logged keeps its own values.
+  assert.ok(
+    lines.some((l) => l.includes('"authorization":"Bearer s3cret"') && !l.includes('"msg"')),
+    lines.join('\n'),
+  );
+});

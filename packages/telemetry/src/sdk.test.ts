@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { context, isSpanContextValid, propagation, TraceFlags, trace } from '@opentelemetry/api';
 import { startTracing } from './sdk.ts';
+import { inSpan } from './trace.ts';
 
 test('without a collector, spans are not recorded but still get real ids that propagate', async () => {
   const tracing = startTracing('test', {});
@@ -21,4 +22,15 @@ test('without a collector, spans are not recorded but still get real ids that pr
   span.end();
   child.end();
   await tracing.shutdown();
+});
+
+test('inSpan builds no span without a collector (sdk-export.test.ts: with one)', async () => {
+  const carried = { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01', tracestate: '' };
+  const off = startTracing('test', {});
+  const seen = await inSpan('smtp.deliver', carried, async (span) => {
+    span.setAttribute('petrel.attempt', 1); // a no-op, not an error
+    return { recording: span.isRecording(), active: trace.getActiveSpan() === span };
+  });
+  assert.deepEqual(seen, { recording: false, active: false });
+  await off.shutdown();
 });

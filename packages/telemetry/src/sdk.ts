@@ -17,6 +17,7 @@ import {
   type SpanProcessor,
   TracerProvider,
 } from '@opentelemetry/sdk-trace';
+import { setSpansRecorded } from './trace.ts';
 
 export interface Tracing {
   /** Whether spans leave the process (a collector is configured). */
@@ -48,5 +49,6 @@ export function startTracing(service: string, env: NodeJS.ProcessEnv = process.e
     new CompositePropagator({ propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()] }),
   );
   trace.setGlobalTracerProvider(provider);
+  setSpansRecorded(exporting);
   return { exporting, shutdown: () => provider.shutdown() };
 }

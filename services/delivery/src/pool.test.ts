@@ -68,3 +68,63 @@ test('idle connections are closed after idleMs; a discarded one frees its slot',
   pool.release(target, third);
   assert.equal(sink.connections, 3);
 });
+
+test('all connections busy: the next sender is queued behind a transaction in progress, on the same connection', async (t) => {
+  const { sink, target } = await sinkTarget(t);
+  const pool = new ConnectionPool({ connect, maxPerHost: 1, maxMessagesPerConnection: 100, idleMs: 60_000 });
+  t.after(() => pool.close());
+  const first = await pool.acquire(target);
+  const sending = first.send({ from: 'a@pool.test', to: ['r0@sink.test'] }, message);
+  // No wait for a release: the busy connection takes it (PIPELINING offered).
+  const second = await pool.acquire(target);
+  assert.equal(second, first);
+  const queued = second.send({ from: 'a@pool.test', to: ['r1@sink.test'] }, message);
+  // A third sender waits: one transaction queued per connection at most.
+  let thirdGot = false;
+  const third = pool.acquire(target).then((c) => {
+    thirdGot = true;
+    return c;
+  });
+  assert.equal((await sending).recipients[0]?.status, 'delivered');
+  pool.release(target, first);
+  assert.equal((await queued).recipients[0]?.status, 'delivered');
+  const c3 = await third;
+  assert.ok(thirdGot);
+  assert.equal(c3, first);
+  await c3.send({ from: 'a@pool.test', to: ['r2@sink.test'] }, message);
+  pool.release(target, second);
+  pool.release(target, c3);
+  assert.equal(sink.connections, 1);
+  assert.deepEqual(
+    sink.messages.map((m) => m.rcptTo[0]),
+    ['r0@sink.test', 'r1@sink.test', 'r2@sink.test'],
+  );
+  assert.equal([...pool.open.values()][0], 1);
+});
+
+test('a queued sender whose connection failed ahead of it: discarded by both, the slot freed once', async (t) => {
+  const { sink, target } = await sinkTarget(t);
+  const pool = new ConnectionPool({ connect, maxPerHost: 1, maxMessagesPerConnection: 100, idleMs: 60_000 });
+  t.after(() => pool.close());
+  sink.setBehaviour(() => ({ kind: 'disconnectInData' }));
+  const first = await pool.acquire(target);
+  const sending = first.send({ from: 'a@pool.test', to: ['r0@sink.test'] }, message);
+  const second = await pool.acquire(target);
+  assert.equal(second, first);
+  const queued = second.send({ from: 'a@pool.test', to: ['r1@sink.test'] }, message);
+  await assert.rejects(sending);
+  pool.discard(target, first);
+  await assert.rejects(queued, /not sent/);
+  pool.discard(target, second);
+  assert.equal([...pool.open.values()][0], 0);
+  // The slot is free: a new connection.
+  sink.setBehaviour(() => ({ kind: 'accept' }));
+  const fresh = await pool.acquire(target);
+  assert.notEqual(fresh, first);
+  await fresh.send({ from: 'a@pool.test', to: ['r2@sink.test'] }, message);
+  pool.release(target, fresh);
+  assert.deepEqual(
+    sink.messages.map((m) => m.rcptTo[0]),
+    ['r2@sink.test'],
+  );
+});

@@ -30,7 +30,7 @@ import {
   STREAM_OUTBOUND,
 } from '@petrel/queue';
 import { type DsnNotify, type Reply, SmtpClient, SmtpClientError, SmtpClientErrorCode } from '@petrel/smtp';
-import { contextFrom, type Logger, tracer } from '@petrel/telemetry';
+import { inSpan, type Logger } from '@petrel/telemetry';
 import type { DsnHook } from './bounce.ts';
 import type { DeliveryConfig } from './config.ts';
 import { danePolicy, daneVerifier } from './dane.ts';
@@ -423,8 +423,7 @@ export class DeliveryWorker {
       await this.#redefer(m, envelope, attempt, at, 'destination suspended');
       return;
     }
-    const parent = contextFrom(envelope.trace);
-    await tracer.startActiveSpan('smtp.deliver', {}, parent, async (span) => {
+    await inSpan('smtp.deliver', envelope.trace, async (span) => {
       try {
         span.setAttribute('petrel.message_id', envelope.messageId);
         span.setAttribute('petrel.attempt', attempt);
@@ -678,7 +677,9 @@ export class DeliveryWorker {
     const byAddress = new Map(envelope.recipients.map((r) => [r.address, r]));
     const failures: string[] = [];
     // RFC 5321 §5.1: try each MX host (each address) in order until one takes the transaction.
-    for (const target of targets) {
+    let requeued = false;
+    for (let i = 0; i < targets.length; i++) {
+      const target = targets[i] as Target;
       let client: SmtpClient;
       try {
         client = await this.#pool.acquire(target);
@@ -731,6 +732,13 @@ export class DeliveryWorker {
       } catch (error) {
         this.#pool.discard(target, client);
         const e = error instanceof SmtpClientError ? error : undefined;
+        if (e?.code === SmtpClientErrorCode.Unusable && !requeued) {
+          // Queued behind a transaction whose connection failed; nothing of this message was
+          // sent: once more on another connection to the same host.
+          requeued = true;
+          i--;
+          continue;
+        }
         // Lost mid-transaction: whatever the next hop did not confirm is deferred (it may arrive
         // twice — the one duplicate SMTP cannot avoid).
         const done = new Set([...outcome.delivered, ...outcome.bounced]);
