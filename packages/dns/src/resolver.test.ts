@@ -116,6 +116,22 @@ describe('DnsResolver against dnsmasq', () => {
     assert.equal((await failure(r.a('example.test'))).code, DnsErrorCode.NoData);
   });
 
+  it('settled: answers and negative answers as outcomes, nothing thrown, the negative one cached', async (t) => {
+    const dns = await server(t);
+    const r = new DnsResolver({ servers: [dns.address] });
+    assert.deepEqual(await r.settled('mx.example.test', 'AAAA'), { ok: true, value: ['2001:db8::10'] });
+    for (let i = 0; i < 3; i++) {
+      const nodata = await r.settled('example.test', 'A');
+      assert.equal(nodata.ok, false);
+      assert.equal(nodata.ok ? undefined : nodata.error.code, DnsErrorCode.NoData);
+    }
+    const nx = await r.settled('nope.example.test', 'A');
+    assert.equal(nx.ok ? undefined : nx.error.code, DnsErrorCode.NotFound);
+    assert.equal(await asked(dns, 'A', 'example.test'), 1, 'the NODATA came from the cache after the first');
+    // The throwing form agrees.
+    assert.equal((await failure(r.a('example.test'))).code, DnsErrorCode.NoData);
+  });
+
   it('caches answers for their TTL (A/AAAA from the answer, others the default) and then asks again', async (t) => {
     const dns = await server(t);
     let now = 1_000_000;

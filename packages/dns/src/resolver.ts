@@ -241,6 +241,27 @@ export class DnsResolver {
     this.#cache.clear();
   }
 
+  /**
+   * The cached answer or failure, without throwing (both frozen, shared: only read them). For
+   * lookups made for every message whose negative answers are expected, as an MX host's AAAA:
+   * a thrown copy of a cached NODATA cost more than the rest of the route.
+   */
+  async settled<T extends RrType>(
+    name: string,
+    rrtype: T,
+  ): Promise<{ ok: true; value: ReadonlyDnsAnswers[T] } | { ok: false; error: DnsError }> {
+    const normalised = normalise(name);
+    const key = `${rrtype} ${normalised}`;
+    const outcome = await (this.#cache.get(key) ?? this.#lookup(key, normalised, rrtype));
+    if (!outcome.ok) return { ok: false, error: outcome.error };
+    return {
+      ok: true,
+      value: (rrtype === RrType.TLSA
+        ? structuredClone(outcome.value)
+        : outcome.value) as ReadonlyDnsAnswers[T],
+    };
+  }
+
   /** The answer, or a mutable copy of it; throws a fresh copy of a failure. */
   async #answer(name: string, rrtype: RrType, copy: boolean): Promise<ReadonlyDnsAnswer | DnsAnswer> {
     const normalised = normalise(name);

@@ -2,10 +2,11 @@
 // delivery attempt tries, following RFC 5321 §5.1 and the null MX of RFC 7505.
 import { isIP, isIPv4, isIPv6 } from 'node:net';
 import { domainToASCII } from 'node:url';
-import { DnsError, DnsErrorCode, type DnsResolver } from '@petrel/dns';
+import { DnsError, DnsErrorCode, type DnsResolver, RrType } from '@petrel/dns';
 
 /** The lookups routing needs; a `DnsResolver` (which caches and coalesces them) is the one to pass. */
-export type RouteResolver = Pick<DnsResolver, 'mx' | 'a' | 'aaaa'>;
+/** `settled`, when there, spares throwing for expected negative answers (see DnsResolver.settled). */
+export type RouteResolver = Pick<DnsResolver, 'mx' | 'a' | 'aaaa'> & Partial<Pick<DnsResolver, 'settled'>>;
 
 /** Which address families are looked up and returned. */
 export type AddressFamilies = 4 | 6 | 'both';
@@ -314,23 +315,40 @@ interface Addresses {
   temporary: DnsError | undefined;
 }
 
+interface Settled {
+  readonly addresses: readonly string[];
+  readonly temporary: DnsError | undefined;
+}
+
+const NOT_ASKED: Settled = { addresses: [], temporary: undefined };
+
 /** A and AAAA (as enabled) in parallel; definite "no record" answers count as empty. */
 async function lookupAddresses(resolver: RouteResolver, name: string, opts: Options): Promise<Addresses> {
   const want4 = opts.families !== 6;
   const want6 = opts.families !== 4;
-  const [v4, v6] = await Promise.allSettled([
-    want4 ? resolver.a(name) : Promise.resolve([]),
-    want6 ? resolver.aaaa(name) : Promise.resolve([]),
-  ]);
-  let temporary: DnsError | undefined;
-  const take = (result: PromiseSettledResult<readonly string[]>): readonly string[] => {
-    if (result.status === 'fulfilled') return result.value;
-    const error = asDnsError(result.reason);
-    if (!definite(error)) temporary ??= error;
-    return [];
+  const settle = async (rrtype: typeof RrType.A | typeof RrType.AAAA): Promise<Settled> => {
+    if (resolver.settled !== undefined) {
+      const outcome = await resolver.settled(name, rrtype);
+      if (outcome.ok) return { addresses: outcome.value, temporary: undefined };
+      return { addresses: [], temporary: definite(outcome.error) ? undefined : outcome.error };
+    }
+    try {
+      return {
+        addresses: await (rrtype === RrType.A ? resolver.a(name) : resolver.aaaa(name)),
+        temporary: undefined,
+      };
+    } catch (error) {
+      const dns = asDnsError(error);
+      return { addresses: [], temporary: definite(dns) ? undefined : dns };
+    }
   };
-  const four = take(v4);
-  const six = take(v6);
+  const [v4, v6] = await Promise.all([
+    want4 ? settle(RrType.A) : NOT_ASKED,
+    want6 ? settle(RrType.AAAA) : NOT_ASKED,
+  ]);
+  const temporary = v4.temporary ?? v6.temporary;
+  const four = v4.addresses;
+  const six = v6.addresses;
   const ordered = opts.preferFamily === 6 ? [...six, ...four] : [...four, ...six];
   // A new array: the route's own, not the resolver's cached answer.
   return { addresses: [...new Set(ordered)], temporary };
