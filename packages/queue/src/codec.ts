@@ -8,14 +8,17 @@ import {
   fromBinary,
   toBinary,
 } from '@petrel/proto';
+import { decodeEnvelopeByHand } from './envelope-decoder.ts';
+import { encodeEventBatchByHand } from './event-encoder.ts';
 import { EventSubject } from './subjects.ts';
 
 export function encodeEnvelope(envelope: Envelope): Uint8Array {
   return toBinary(EnvelopeSchema, envelope);
 }
 
+/** Decoded by hand (envelope-decoder.ts); by protobuf-es where that gives up. */
 export function decodeEnvelope(data: Uint8Array): Envelope {
-  return fromBinary(EnvelopeSchema, data);
+  return decodeEnvelopeByHand(data) ?? fromBinary(EnvelopeSchema, data);
 }
 
 export function encodeEvent(event: DeliveryEvent): Uint8Array {
@@ -26,8 +29,12 @@ export function decodeEvent(data: Uint8Array): DeliveryEvent {
   return fromBinary(DeliveryEventSchema, data);
 }
 
+/** Encoded by hand (event-encoder.ts); by protobuf-es where that declines. */
 export function encodeEventBatch(events: readonly DeliveryEvent[]): Uint8Array {
-  return toBinary(DeliveryEventBatchSchema, create(DeliveryEventBatchSchema, { events: [...events] }));
+  return (
+    encodeEventBatchByHand(events) ??
+    toBinary(DeliveryEventBatchSchema, create(DeliveryEventBatchSchema, { events: [...events] }))
+  );
 }
 
 /** The events of one message of the events stream: a batch on `petrel.events.batch`, else one event. */

@@ -13,6 +13,7 @@ import {
 } from '@petrel/proto';
 import { startQueue } from '../test/queue.ts';
 import { decodeEnvelope, encodeEnvelope, newEnvelope } from './codec.ts';
+import { schemaFingerprint } from './fingerprint.ts';
 import {
   ENCODED_SCHEMA,
   encodeEnvelopeHead,
@@ -21,7 +22,6 @@ import {
   publishMessage,
   QueueError,
   QueueErrorCode,
-  schemaFingerprint,
 } from './message.ts';
 import { newMessageId } from './message-id.ts';
 import { BUCKET_BODIES, outboundStreamConfig, STREAM_OUTBOUND } from './streams.ts';

@@ -6,6 +6,18 @@ import { headers, type NatsConnection } from '@nats-io/transport-node';
 import { create, type Envelope, EnvelopeSchema, ObjectRefSchema } from '@petrel/proto';
 import type { AckPublisher } from './ack-publisher.ts';
 import { encodeEnvelope } from './codec.ts';
+import { schemaFingerprint } from './fingerprint.ts';
+import {
+  beginMessage,
+  endMessage,
+  hasUnknown,
+  putBigInt,
+  putInt,
+  putString,
+  putTimestamp,
+  startWriting,
+  written,
+} from './proto-writer.ts';
 import { publishEntry } from './publisher.ts';
 import { BUCKET_BODIES } from './streams.ts';
 import { entryDedupeId, outboundSubject, QueueHeader } from './subjects.ts';
@@ -156,35 +168,6 @@ function rawField(length: number): Buffer {
  * message.test.ts fails until the encoder and ENCODED_SCHEMA are updated.
  */
 
-type MessageDesc = typeof EnvelopeSchema;
-
-/** Fields of a message and of the message types it contains: number, name, kind, scalar type. */
-export function schemaFingerprint(desc: MessageDesc, seen = new Set<string>()): string {
-  if (seen.has(desc.typeName)) return '';
-  seen.add(desc.typeName);
-  const fields: string[] = [];
-  const nested: MessageDesc[] = [];
-  for (const f of desc.fields) {
-    const kind = f.fieldKind === 'list' ? `list-${f.listKind}` : f.fieldKind;
-    const scalar = 'scalar' in f && f.scalar !== undefined ? `:${f.scalar}` : '';
-    const message =
-      f.fieldKind === 'message' || (f.fieldKind === 'list' && f.listKind === 'message')
-        ? (f.message as MessageDesc)
-        : undefined;
-    fields.push(
-      `${f.number}=${f.localName}:${kind}${scalar}${message ? `:${message.typeName}` : ''}` +
-        `${f.oneof ? `|${f.oneof.localName}` : ''}${f.presence === IMPLICIT ? '' : `!p${f.presence}`}`,
-    );
-    if (message !== undefined) nested.push(message);
-  }
-  return [`${desc.typeName}{${fields.join(',')}}`, ...nested.map((n) => schemaFingerprint(n, seen))]
-    .filter((s) => s !== '')
-    .join(' ');
-}
-
-/** FieldPresence.IMPLICIT (proto3 scalars): zero values are not written. */
-const IMPLICIT = 2;
-
 export const ENCODED_SCHEMA =
   'petrel.v1.Envelope{1=messageId:scalar:9,2=sender:scalar:9,3=recipients:list-message:petrel.v1.Recipient,' +
   '4=destinationDomain:scalar:9,5=receivedAt:message:google.protobuf.Timestamp!p1,' +
@@ -217,7 +200,7 @@ export function encodeEnvelopeHead(e: Envelope): Uint8Array {
   ) {
     return encodeEnvelope(e.content.case === undefined ? e : { ...e, content: { case: undefined } });
   }
-  at = 0;
+  startWriting();
   putString(1, e.messageId);
   putString(2, e.sender);
   for (const r of e.recipients) {
@@ -246,7 +229,7 @@ export function encodeEnvelopeHead(e: Envelope): Uint8Array {
     putString(2, e.trace.tracestate);
     endMessage(start);
   }
-  putInt(8, e.size);
+  putBigInt(8, e.size);
   putInt(9, e.bodyType);
   putInt(10, e.smtputf8 ? 1 : 0);
   putInt(11, e.dsnReturn);
@@ -256,117 +239,7 @@ export function encodeEnvelopeHead(e: Envelope): Uint8Array {
   putString(15, e.senderDomain);
   putInt(18, e.deliverByMode);
   putInt(19, e.deliverByTrace ? 1 : 0);
-  const out = Buffer.allocUnsafe(at);
-  scratch.copy(out, 0, 0, at);
-  return out;
-}
-
-function hasUnknown(m: { $unknown?: unknown[] } | undefined): boolean {
-  return m?.$unknown !== undefined && m.$unknown.length > 0;
-}
-
-/**
- * Where envelopes are encoded, then copied out: each string is written once, and its length (one
- * octet below 128) filled in after it. Grown when an envelope does not fit.
- */
-let scratch = Buffer.allocUnsafe(16 * 1024);
-let at = 0;
-
-/** Wire type of length-delimited fields. */
-const LEN = 2;
-
-function reserve(octets: number): void {
-  if (at + octets <= scratch.length) return;
-  const grown = Buffer.allocUnsafe(Math.max(scratch.length * 2, at + octets));
-  scratch.copy(grown, 0, 0, at);
-  scratch = grown;
-}
-
-function putKey(field: number, wireType: number): void {
-  reserve(2);
-  at = putVarint(scratch, at, (field << 3) | wireType);
-}
-
-/** A string field; an empty one is left out (implicit presence) unless it is a list element. */
-function putString(field: number, s: string, listElement = false): void {
-  if (s === '' && !listElement) return;
-  putKey(field, LEN);
-  // At most 3 octets per UTF-16 code unit: a short string's length takes one octet.
-  reserve(5 + 3 * s.length);
-  if (3 * s.length < 0x80) {
-    const n = scratch.write(s, at + 1, 'utf8');
-    scratch[at] = n;
-    at += 1 + n;
-  } else {
-    at = putVarint(scratch, at, Buffer.byteLength(s));
-    at += scratch.write(s, at, 'utf8');
-  }
-}
-
-/**
- * An integer field (uint32, uint64, int64, int32, enum, bool as 0/1); zero is left out. Negative
- * values are 64-bit two's complement: ten octets.
- */
-function putInt(field: number, v: number | bigint): void {
-  if (v === 0 || v === 0n) return;
-  putKey(field, 0);
-  reserve(10);
-  if (v > 0 && v <= Number.MAX_SAFE_INTEGER) {
-    at = putVarint(scratch, at, Number(v));
-    return;
-  }
-  let u = BigInt.asUintN(64, BigInt(v));
-  while (u > 0x7fn) {
-    scratch[at++] = Number(u & 0x7fn) | 0x80;
-    u >>= 7n;
-  }
-  scratch[at++] = Number(u);
-}
-
-/** Starts a message field: its length, not yet known, gets one octet for now. */
-function beginMessage(field: number): number {
-  putKey(field, LEN);
-  reserve(1);
-  return at++;
-}
-
-/** Fills in the length of the message field begun at `start`, moving it when it needs more octets. */
-function endMessage(start: number): void {
-  const length = at - start - 1;
-  if (length < 0x80) {
-    scratch[start] = length;
-    return;
-  }
-  const extra = varintSize(length) - 1;
-  reserve(extra);
-  scratch.copyWithin(start + 1 + extra, start + 1, at);
-  putVarint(scratch, start, length);
-  at += extra;
-}
-
-function putTimestamp(field: number, t: NonNullable<Envelope['receivedAt']>): void {
-  const start = beginMessage(field);
-  putInt(1, t.seconds);
-  putInt(2, t.nanos);
-  endMessage(start);
-}
-
-/** Octets of an unsigned varint below 2^53. */
-function varintSize(n: number): number {
-  let size = 1;
-  for (let v = n; v > 0x7f; v = Math.floor(v / 128)) size++;
-  return size;
-}
-
-function putVarint(buf: Buffer, offset: number, n: number): number {
-  let pos = offset;
-  let v = n;
-  while (v > 0x7f) {
-    buf[pos++] = (v & 0x7f) | 0x80;
-    v = Math.floor(v / 128);
-  }
-  buf[pos++] = v;
-  return pos;
+  return written();
 }
 
 /** Fresh headers: append, which is set without first searching for the name to replace. */
