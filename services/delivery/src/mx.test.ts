@@ -225,6 +225,38 @@ describe('resolveRoute against dnsmasq', () => {
     assert.deepEqual(names(await resolveRoute(r, 'BÜCHER.test')), ['xn--bcher-kva.test']);
   });
 
+  it('reads cached negative answers (no MX, no AAAA) without a thrown error per route', async () => {
+    const r = resolver();
+    // What throws: the resolver's per-type methods. `settled` hands back outcomes instead.
+    const thrown: string[] = [];
+    const noting =
+      <T>(what: string, ask: (name: string) => Promise<T>) =>
+      async (name: string): Promise<T> => {
+        try {
+          return await ask(name);
+        } catch (error) {
+          thrown.push(`${what} ${name}`);
+          throw error;
+        }
+      };
+    const counted: RouteResolver = {
+      settled: r.settled.bind(r),
+      mx: noting('MX', r.mx.bind(r)),
+      a: noting('A', r.a.bind(r)),
+      aaaa: noting('AAAA', r.aaaa.bind(r)),
+    };
+    for (let i = 0; i < 3; i++) {
+      assert.deepEqual(hostsOf(await resolveRoute(counted, 'v6only.test')), [
+        { name: 'v6only.test', preference: 0, addresses: ['2001:db8::41'], implicit: true },
+      ]);
+    }
+    assert.deepEqual(thrown, []);
+    // The same resolver without `settled` goes through the throwing methods, with the same route.
+    const { settled: _, ...throwing } = counted;
+    assert.deepEqual(names(await resolveRoute(throwing, 'v6only.test')), ['v6only.test']);
+    assert.deepEqual(thrown, ['MX v6only.test', 'A v6only.test']);
+  });
+
   it('fails permanently (5.4.4) when the domain has neither MX nor address; temporarily if a family was skipped', async () => {
     const r = resolver();
     const none = await resolveRoute(r, 'txtonly.test');

@@ -173,10 +173,10 @@ export async function resolveRoute(
 
   // The resolver's cached answer itself (frozen): only read.
   let records: readonly { readonly exchange: string; readonly priority: number }[];
-  try {
-    records = await resolver.mx(name);
-  } catch (error) {
-    const dns = asDnsError(error);
+  const mx = await lookupMx(resolver, name);
+  if (mx.ok) records = mx.value;
+  else {
+    const dns = mx.error;
     if (dns.code === DnsErrorCode.NoData) records = [];
     else if (dns.code === DnsErrorCode.NotFound) {
       return failure('permanent', RouteErrorCode.NoSuchDomain, `no such domain: ${name} (NXDOMAIN)`);
@@ -195,6 +195,26 @@ export async function resolveRoute(
     return { kind: 'nullMx', status: RouteStatus.NullMx, reason: `${name} accepts no mail (null MX)` };
   }
   return await explicitMx(resolver, name, records, opts);
+}
+
+/**
+ * The MX records, or the failure. Through `settled` where the resolver has it: a domain without MX
+ * records (NODATA, mail to its A/AAAA) is common, and a thrown copy of the cached answer for every
+ * message cost more than the rest of the route.
+ */
+async function lookupMx(
+  resolver: RouteResolver,
+  name: string,
+): Promise<
+  | { ok: true; value: readonly { readonly exchange: string; readonly priority: number }[] }
+  | { ok: false; error: DnsError }
+> {
+  if (resolver.settled !== undefined) return await resolver.settled(name, RrType.MX);
+  try {
+    return { ok: true, value: await resolver.mx(name) };
+  } catch (error) {
+    return { ok: false, error: asDnsError(error) };
+  }
 }
 
 interface Options {

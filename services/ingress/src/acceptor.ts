@@ -1,5 +1,5 @@
 import { BodyType, DeliverByMode, DsnReturn, type Envelope, timestampFromDate } from '@petrel/proto';
-import { newEnvelope, newMessageId } from '@petrel/queue';
+import { newMessageId } from '@petrel/queue';
 import { Enhanced, type Reply, ReplyCode, reply, type SessionInfo, type Transaction } from '@petrel/smtp';
 import { type Logger, traceContextOf, tracer, type W3CTraceContext } from '@petrel/telemetry';
 
@@ -61,11 +61,27 @@ export class Acceptor {
     const receivedAt = timestampFromDate(now);
     const p = tx.parameters;
     const by = p.deliverBy;
-    return [...byDomain].map(([domain, recipients]) =>
-      newEnvelope({
+    const sender = tx.sender?.address ?? '';
+    const bodyType = BODY_TYPES[tx.bodyType] ?? BodyType.BODY_TYPE_7BIT;
+    const dsnReturn =
+      p.ret === 'FULL' ? DsnReturn.FULL : p.ret === 'HDRS' ? DsnReturn.HEADERS : DsnReturn.UNSPECIFIED;
+    const deliverBy =
+      by === undefined ? undefined : timestampFromDate(new Date(now.getTime() + by.seconds * 1000));
+    const deliverByMode =
+      by === undefined
+        ? DeliverByMode.UNSPECIFIED
+        : by.mode === 'R'
+          ? DeliverByMode.RETURN
+          : DeliverByMode.NOTIFY;
+    // Message literals, as create(EnvelopeSchema) would make them (acceptor.test.ts compares):
+    // create's reflection was ~4 % of the ingress per message.
+    return [...byDomain].map(([domain, recipients]) => {
+      const envelope: Envelope = {
+        $typeName: 'petrel.v1.Envelope',
         messageId,
-        sender: tx.sender?.address ?? '',
+        sender,
         recipients: recipients.map((r) => ({
+          $typeName: 'petrel.v1.Recipient',
           address: r.mailbox.address,
           orcpt: r.dsn.orcpt ?? '',
           notify: [...r.dsn.notify],
@@ -73,6 +89,7 @@ export class Acceptor {
         destinationDomain: domain,
         receivedAt,
         client: {
+          $typeName: 'petrel.v1.ClientInfo',
           remoteAddress: session.remoteAddress,
           remotePort: session.remotePort,
           helo: session.helo ?? '',
@@ -81,23 +98,26 @@ export class Acceptor {
           authIdentity: session.auth?.identity ?? '',
         },
         size: BigInt(size),
-        ...(options.trace === undefined ? {} : { trace: options.trace }),
-        bodyType: BODY_TYPES[tx.bodyType] ?? BodyType.BODY_TYPE_7BIT,
+        bodyType,
         smtputf8: tx.smtputf8,
-        dsnReturn:
-          p.ret === 'FULL' ? DsnReturn.FULL : p.ret === 'HDRS' ? DsnReturn.HEADERS : DsnReturn.UNSPECIFIED,
+        dsnReturn,
         dsnEnvid: p.envid ?? '',
         requireTls: p.requireTls,
-        ...(by === undefined
-          ? {}
-          : {
-              deliverBy: timestampFromDate(new Date(now.getTime() + by.seconds * 1000)),
-              deliverByMode: by.mode === 'R' ? DeliverByMode.RETURN : DeliverByMode.NOTIFY,
-              deliverByTrace: by.trace,
-            }),
         senderDomain: options.senderDomain ?? '',
-      }),
-    );
+        content: { case: undefined },
+        deliverByMode,
+        deliverByTrace: by?.trace ?? false,
+      };
+      if (options.trace !== undefined) {
+        envelope.trace = {
+          $typeName: 'petrel.v1.TraceContext',
+          traceparent: options.trace.traceparent,
+          tracestate: options.trace.tracestate,
+        };
+      }
+      if (deliverBy !== undefined) envelope.deliverBy = deliverBy;
+      return envelope;
+    });
   }
 
   async accept(
