@@ -4,6 +4,8 @@
 // Usage: node bench/cpuprofile-top.ts <file.cpuprofile> [top=25] [filter]
 // `filter` keeps only the samples whose stack contains a frame matching it (a function name or a
 // path fragment), e.g. "Worker" to see where a component's own call trees spend their time.
+// PROFILE_SKIP_S=seconds leaves out the start of the profile (start-up, warm-up), whose samples
+// otherwise read as per-message costs.
 import { readFile } from 'node:fs/promises';
 
 interface CallFrame {
@@ -59,9 +61,13 @@ const total = new Map<string, number>();
 let sampled = 0;
 let idle = 0;
 let gc = 0;
+const skipMicros = Number(process.env['PROFILE_SKIP_S'] ?? 0) * 1e6;
+let at = 0;
 for (let i = 0; i < profile.samples.length; i++) {
   const id = profile.samples[i] ?? 0;
   const dt = profile.timeDeltas[i + 1] ?? profile.timeDeltas[i] ?? 0;
+  at += profile.timeDeltas[i] ?? 0;
+  if (at < skipMicros) continue;
   const node = byId.get(id);
   if (node === undefined) continue;
   if (IDLE.has(node.callFrame.functionName)) {

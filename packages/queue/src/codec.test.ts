@@ -10,9 +10,18 @@ import {
   EnvelopeSchema,
   type EventKind,
   fromBinary,
+  TraceContextSchema,
+  timestampFromDate,
   toBinary,
 } from '@petrel/proto';
-import { decodeEnvelope, decodeEvents, encodeEventBatch, newEnvelope, newEvent } from './codec.ts';
+import {
+  decodeEnvelope,
+  decodeEvents,
+  deliveryEvent,
+  encodeEventBatch,
+  newEnvelope,
+  newEvent,
+} from './codec.ts';
 import { DECODED_SCHEMA, decodeEnvelopeByHand, envelopeDecoder } from './envelope-decoder.ts';
 import { ENCODED_EVENT_SCHEMA, encodeEventBatchByHand, eventBatchEncoder } from './event-encoder.ts';
 import { schemaFingerprint } from './fingerprint.ts';
@@ -273,4 +282,42 @@ test('events the encoder does not take as protobuf-es does go to protobuf-es', (
   const wide = newEvent({ attempt: 2 ** 32 });
   assert.equal(encodeEventBatchByHand([wide]), undefined);
   assert.throws(() => encodeEventBatch([wide]));
+});
+
+test('deliveryEvent makes what newEvent makes of the same values, and the hand-written encoder takes it', () => {
+  const atMs = 1_795_000_123_456;
+  const base = {
+    eventId: 'm.example.org.1.d',
+    kind: 2 as EventKind,
+    messageId: 'm',
+    destinationDomain: 'example.org',
+    recipients: ['a@example.org'],
+    attempt: 1,
+    remoteHost: 'mx.example.org',
+    remoteAddress: '192.0.2.1',
+    tlsProtocol: 'TLSv1.3',
+    durationMs: 12n,
+    error: '',
+  };
+  const variants = [
+    { ...base },
+    {
+      ...base,
+      reply: { code: 250, enhanced: '2.0.0', text: 'ok' },
+      trace: create(TraceContextSchema, { traceparent: 'tp', tracestate: 'ts' }),
+    },
+  ];
+  for (const v of variants) {
+    const event = deliveryEvent({ ...v, atMs });
+    assert.deepEqual(
+      event,
+      newEvent({
+        ...v,
+        at: timestampFromDate(new Date(atMs)),
+        ...('reply' in v ? { reply: v.reply } : {}),
+        ...('trace' in v ? { trace: { traceparent: 'tp', tracestate: 'ts' } } : {}),
+      }),
+    );
+    assert.notEqual(encodeEventBatchByHand([event]), undefined);
+  }
 });

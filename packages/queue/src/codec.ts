@@ -5,7 +5,9 @@ import {
   DeliveryEventSchema,
   type Envelope,
   EnvelopeSchema,
+  type EventKind,
   fromBinary,
+  type TraceContext,
   toBinary,
 } from '@petrel/proto';
 import { decodeEnvelopeByHand } from './envelope-decoder.ts';
@@ -45,6 +47,67 @@ export function decodeEvents(subject: string, data: Uint8Array): DeliveryEvent[]
 
 export function newEnvelope(init: Parameters<typeof create<typeof EnvelopeSchema>>[1]): Envelope {
   return create(EnvelopeSchema, init);
+}
+
+/** The fields of a delivery event, its time in milliseconds since the epoch. */
+export interface EventFields {
+  readonly eventId: string;
+  readonly kind: EventKind;
+  readonly messageId: string;
+  readonly destinationDomain: string;
+  readonly recipients: string[];
+  readonly atMs: number;
+  readonly attempt: number;
+  readonly remoteHost: string;
+  readonly remoteAddress: string;
+  readonly tlsProtocol: string;
+  readonly reply?: { readonly code: number; readonly enhanced: string; readonly text: string } | undefined;
+  readonly durationMs: bigint;
+  readonly trace?: TraceContext | undefined;
+  readonly error: string;
+}
+
+/**
+ * A DeliveryEvent as a message literal, what newEvent (create) makes of the same values
+ * (codec.test.ts compares): create's reflection was ~1.5 % of the worker, one event per message.
+ */
+export function deliveryEvent(f: EventFields): DeliveryEvent {
+  const event: DeliveryEvent = {
+    $typeName: 'petrel.v1.DeliveryEvent',
+    eventId: f.eventId,
+    kind: f.kind,
+    messageId: f.messageId,
+    destinationDomain: f.destinationDomain,
+    recipients: f.recipients,
+    at: {
+      $typeName: 'google.protobuf.Timestamp',
+      seconds: BigInt(Math.floor(f.atMs / 1000)),
+      // As protobuf-es's timestampFromMs, for times after 1970.
+      nanos: (f.atMs % 1000) * 1_000_000,
+    },
+    attempt: f.attempt,
+    remoteHost: f.remoteHost,
+    remoteAddress: f.remoteAddress,
+    tlsProtocol: f.tlsProtocol,
+    durationMs: f.durationMs,
+    error: f.error,
+  };
+  if (f.reply !== undefined) {
+    event.reply = {
+      $typeName: 'petrel.v1.SmtpReply',
+      code: f.reply.code,
+      enhanced: f.reply.enhanced,
+      text: f.reply.text,
+    };
+  }
+  if (f.trace !== undefined) {
+    event.trace = {
+      $typeName: 'petrel.v1.TraceContext',
+      traceparent: f.trace.traceparent,
+      tracestate: f.trace.tracestate,
+    };
+  }
+  return event;
 }
 
 export function newEvent(init: Parameters<typeof create<typeof DeliveryEventSchema>>[1]): DeliveryEvent {

@@ -8,6 +8,8 @@ export {
   decodeEnvelope,
   decodeEvent,
   decodeEvents,
+  deliveryEvent,
+  type EventFields,
   encodeEnvelope,
   encodeEvent,
   encodeEventBatch,

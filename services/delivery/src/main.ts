@@ -15,7 +15,7 @@ import { dsnSender } from './bounce.ts';
 import { deliveryConfigFromEnv } from './config.ts';
 import { LEASE_TTL_MS, LEASES_BUCKET } from './leases.ts';
 import { DestinationLimiter } from './limiter.ts';
-import { lookupVia, MtaSts } from './mta-sts.ts';
+import { lookupVia, MtaSts, stsTxtVia } from './mta-sts.ts';
 import { DESTINATIONS_BUCKET, DestinationControls, serveQueueOperations } from './operations.ts';
 import { ClusterRate, RATES_BUCKET, RATES_TTL_MS } from './rates.ts';
 import { DEFAULT_RETRY_POLICY } from './schedule.ts';
@@ -64,7 +64,7 @@ async function main(): Promise<void> {
   const bounces = dsnSender({ js, nc, hostname: config.hostname, log, domains: () => domains.current() });
   const tlsCa = config.tlsCaFile === '' ? undefined : await readFile(config.tlsCaFile);
   const mtaSts = new MtaSts({
-    txt: (name) => resolver.txt(name),
+    txt: stsTxtVia(resolver),
     lookup: lookupVia((name) => resolver.a(name)),
     port: config.mtaStsPort,
     ca: tlsCa,

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { DnsResolver } from '@petrel/dns';
 import { issueCertificate, startDnsServer } from '@petrel/test-harness';
-import { lookupVia, MtaSts, mxMatches, parsePolicy, parseStsRecord } from './mta-sts.ts';
+import { lookupVia, MtaSts, mxMatches, parsePolicy, parseStsRecord, stsTxtVia } from './mta-sts.ts';
 
 test('STS records and policies parse after RFC 8461 §3; MX patterns match one label', () => {
   assert.equal(parseStsRecord([['v=STSv1; id=20261122T1'], ['v=spf1 -all']]), '20261122T1');
@@ -58,7 +58,7 @@ test('the policy is fetched over validated HTTPS, cached by id, refreshed when t
   const resolver = new DnsResolver({ servers: [dns.address], maxTtlSeconds: 0 });
   let now = 1_000_000;
   const sts = new MtaSts({
-    txt: (name) => resolver.txt(name),
+    txt: stsTxtVia(resolver),
     lookup: lookupVia((name) => resolver.a(name)),
     ca: cert,
     port,
@@ -95,6 +95,9 @@ test('the policy is fetched over validated HTTPS, cached by id, refreshed when t
     { type: 'A', name: host, address: '127.0.0.1' },
   ]);
   assert.equal((await sts.policy('sts.test'))?.id, 'two', 'refresh failed: cached policy kept');
+  // The TXT record withdrawn (NXDOMAIN, an outcome of `settled`, not thrown): kept until max_age.
+  await dns.setRecords([{ type: 'A', name: host, address: '127.0.0.1' }]);
+  assert.equal((await sts.policy('sts.test'))?.id, 'two', 'no record: cached policy kept');
   now += 3_600_001;
   assert.equal(await sts.policy('sts.test'), undefined, 'expired and not refreshable');
   assert.equal(await sts.policy('no-policy.test'), undefined);

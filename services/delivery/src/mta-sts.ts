@@ -6,6 +6,7 @@
  * when the TXT id changes (§5.1); a cached policy survives a failed refresh.
  */
 import type { LookupFunction } from 'node:net';
+import { type DnsResolver, RrType } from '@petrel/dns';
 import { Agent, request } from 'undici';
 
 export type StsMode = 'enforce' | 'testing' | 'none';
@@ -57,9 +58,23 @@ export function mxMatches(patterns: readonly string[], host: string): boolean {
   });
 }
 
+/**
+ * MtaStsOptions.txt through the resolver's `settled`: most domains publish no MTA-STS record, and
+ * a thrown copy of the cached NXDOMAIN for every message was ~0.7 % of the worker.
+ */
+export function stsTxtVia(resolver: Pick<DnsResolver, 'settled'>): MtaStsOptions['txt'] {
+  return async (name) => {
+    const outcome = await resolver.settled(name, RrType.TXT);
+    return outcome.ok ? outcome.value : undefined;
+  };
+}
+
 export interface MtaStsOptions {
-  /** TXT lookups (our cached resolver); the answer is only read. */
-  readonly txt: (name: string) => Promise<readonly (readonly string[])[]>;
+  /**
+   * TXT lookups (our cached resolver); the answer is only read. Undefined, or a thrown error, when
+   * there is none: no record, or the lookup failed (both keep a cached policy, §5.1).
+   */
+  readonly txt: (name: string) => Promise<readonly (readonly string[])[] | undefined>;
   /** Address lookups for the policy host (our resolver), so tests and --dns-server apply here too. */
   readonly lookup?: LookupFunction;
   /** Extra CA certificates to trust for the policy host (tests). */
@@ -93,13 +108,14 @@ export class MtaSts {
     const now = (this.#options.now ?? Date.now)();
     const cached = this.#cache.get(domain);
     const fresh = cached !== undefined && now < cached.fetchedAt + cached.maxAgeSeconds * 1000;
-    let id: string | undefined;
+    let records: readonly (readonly string[])[] | undefined;
     try {
-      id = parseStsRecord(await this.#options.txt(`_mta-sts.${domain}`));
+      records = await this.#options.txt(`_mta-sts.${domain}`);
     } catch {
-      // §5.1: a DNS failure keeps a cached policy.
-      return fresh ? cached : undefined;
+      records = undefined;
     }
+    // §5.1: no record, or a DNS failure, keeps a cached policy.
+    const id = records === undefined ? undefined : parseStsRecord(records);
     if (id === undefined) return fresh ? cached : undefined;
     if (fresh && cached.id === id) return cached;
     try {

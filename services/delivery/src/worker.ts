@@ -6,15 +6,12 @@ import type { DomainIndex } from '@petrel/config';
 import type { TlsaAnswer } from '@petrel/dns';
 import {
   BodyType,
-  create,
   DeliverByMode,
   type DeliveryEvent,
   DsnReturn,
   type Envelope,
   EventKind,
-  SmtpReplySchema,
   timestampDate,
-  timestampFromDate,
 } from '@petrel/proto';
 import {
   type AckPublisher,
@@ -22,10 +19,10 @@ import {
   decodeEnvelope,
   deferEntry,
   deliveryConsumerName,
+  deliveryEvent,
   encodeEnvelope,
   entryDedupeId,
   loadBody,
-  newEvent,
   OUTBOUND_SHARDS,
   STREAM_OUTBOUND,
 } from '@petrel/queue';
@@ -877,27 +874,23 @@ export class DeliveryWorker {
   ): DeliveryEvent | undefined {
     if (recipients.length === 0) return undefined;
     const reply = o.replies.get(recipients[0] as string) ?? o.reply;
-    return newEvent({
+    return deliveryEvent({
+      eventId: `${envelope.messageId}.${envelope.destinationDomain}.${attempt}.${suffix}`,
+      kind,
       messageId: envelope.messageId,
       destinationDomain: envelope.destinationDomain,
-      at: timestampFromDate(new Date()),
+      recipients,
+      atMs: Date.now(),
       attempt,
       remoteHost: o.remoteHost,
       remoteAddress: o.remoteAddress,
       tlsProtocol: o.tlsProtocol,
+      reply: reply
+        ? { code: reply.code, enhanced: reply.enhanced ?? '', text: reply.lines.join(' ') }
+        : undefined,
       durationMs: BigInt(durationMs),
       trace: envelope.trace,
       error: o.error,
-      kind,
-      recipients,
-      reply: reply
-        ? create(SmtpReplySchema, {
-            code: reply.code,
-            enhanced: reply.enhanced ?? '',
-            text: reply.lines.join(' '),
-          })
-        : undefined,
-      eventId: `${envelope.messageId}.${envelope.destinationDomain}.${attempt}.${suffix}`,
     });
   }
 
