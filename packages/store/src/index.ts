@@ -8,3 +8,9 @@ export {
   StoreError,
   StoreErrorCode,
 } from './migrate.ts';
+export {
+  DEFAULT_RETENTION_DAYS,
+  dropExpiredPartitions,
+  ensurePartitions,
+  utcDay,
+} from './partitions.ts';

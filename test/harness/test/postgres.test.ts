@@ -23,7 +23,16 @@ test('Postgres starts on a free loopback port, runs the migrations (concurrently
     );
     assert.deepEqual(
       rows.map((r) => r.table_name),
-      ['delivery_events', 'messages', 'petrel_migrations'],
+      [
+        'attempts',
+        'events',
+        'messages',
+        'petrel_migrations',
+        'petrel_partitioned',
+        'recipients',
+        'suppressions',
+        'webhook_deliveries',
+      ],
     );
     // Re-running is a no-op.
     assert.deepEqual((await migrate(server.databaseUrl)).applied, []);
