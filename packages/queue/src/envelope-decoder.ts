@@ -8,44 +8,28 @@ import {
   type Recipient,
   type TraceContext,
 } from '@petrel/proto';
-import { schemaFingerprint } from './fingerprint.ts';
+import { envelopeSchemaMatches } from './fingerprint.ts';
 
 /*
  * Queue entries decoded by hand: protobuf-es's reflective decoder was ~3.6 % of the delivery
  * worker's CPU per message. The result is what fromBinary(EnvelopeSchema, data) returns (deep
  * equal, `raw` a view into the entry like fromBinary's), for the schema recorded in
- * DECODED_SCHEMA. Anything this decoder does not take exactly as protobuf-es does (unknown
+ * ENVELOPE_SCHEMA (fingerprint.ts). Anything this decoder does not take exactly as protobuf-es does (unknown
  * fields, other wire types, a message field given twice, which protobuf-es merges, invalid UTF-8,
  * lengths beyond their message, truncated input) makes it give up, and protobuf-es decodes the
  * whole entry: its errors and unknown-field preservation stay as they are. When envelope.proto
  * changes, protobuf-es decodes every entry and codec.test.ts fails until the decoder and
- * DECODED_SCHEMA are updated.
+ * ENVELOPE_SCHEMA are updated.
  */
 
 type Timestamp = NonNullable<Envelope['receivedAt']>;
-
-export const DECODED_SCHEMA =
-  'petrel.v1.Envelope{1=messageId:scalar:9,2=sender:scalar:9,3=recipients:list-message:petrel.v1.Recipient,' +
-  '4=destinationDomain:scalar:9,5=receivedAt:message:google.protobuf.Timestamp!p1,' +
-  '6=client:message:petrel.v1.ClientInfo!p1,7=trace:message:petrel.v1.TraceContext!p1,8=size:scalar:4,' +
-  '9=bodyType:enum,10=smtputf8:scalar:8,11=dsnReturn:enum,12=dsnEnvid:scalar:9,13=requireTls:scalar:8,' +
-  '14=deliverBy:message:google.protobuf.Timestamp!p1,15=senderDomain:scalar:9,16=raw:scalar:12|content!p1,' +
-  '17=object:message:petrel.v1.ObjectRef|content!p1,18=deliverByMode:enum,19=deliverByTrace:scalar:8} ' +
-  'petrel.v1.Recipient{1=address:scalar:9,2=orcpt:scalar:9,3=notify:list-scalar:9} ' +
-  'google.protobuf.Timestamp{1=seconds:scalar:3,2=nanos:scalar:5} ' +
-  'petrel.v1.ClientInfo{1=remoteAddress:scalar:9,2=remotePort:scalar:13,3=helo:scalar:9,4=tlsProtocol:scalar:9,' +
-  '5=tlsCipher:scalar:9,6=authIdentity:scalar:9} ' +
-  'petrel.v1.TraceContext{1=traceparent:scalar:9,2=tracestate:scalar:9} ' +
-  'petrel.v1.ObjectRef{1=bucket:scalar:9,2=name:scalar:9,3=digest:scalar:9}';
 
 /**
  * Which decoder reads entries: the hand-written one unless the schema changed, or protobuf-es
  * represents 64-bit integers as strings (BUF_BIGINT_DISABLE=1).
  */
 export const envelopeDecoder: 'hand-written' | 'protobuf-es' =
-  schemaFingerprint(EnvelopeSchema) === DECODED_SCHEMA && typeof create(EnvelopeSchema).size === 'bigint'
-    ? 'hand-written'
-    : 'protobuf-es';
+  envelopeSchemaMatches && typeof create(EnvelopeSchema).size === 'bigint' ? 'hand-written' : 'protobuf-es';
 
 /** Thrown where the decoder gives up; decodeEnvelopeByHand turns it into undefined. */
 const GIVE_UP = new Error('left to protobuf-es');

@@ -1,4 +1,4 @@
-import type { EnvelopeSchema } from '@petrel/proto';
+import { EnvelopeSchema } from '@petrel/proto';
 
 /*
  * The hand-written protobuf codecs (encodeEnvelopeHead, the envelope decoder, the event batch
@@ -63,3 +63,24 @@ function wireFeatures(f: FieldDesc): string {
   }
   return features;
 }
+
+/**
+ * The envelope.proto that both hand-written envelope codecs (encodeEnvelopeHead in message.ts,
+ * envelope-decoder.ts) were written for.
+ */
+export const ENVELOPE_SCHEMA =
+  'petrel.v1.Envelope{1=messageId:scalar:9,2=sender:scalar:9,3=recipients:list-message:petrel.v1.Recipient,' +
+  '4=destinationDomain:scalar:9,5=receivedAt:message:google.protobuf.Timestamp!p1,' +
+  '6=client:message:petrel.v1.ClientInfo!p1,7=trace:message:petrel.v1.TraceContext!p1,8=size:scalar:4,' +
+  '9=bodyType:enum,10=smtputf8:scalar:8,11=dsnReturn:enum,12=dsnEnvid:scalar:9,13=requireTls:scalar:8,' +
+  '14=deliverBy:message:google.protobuf.Timestamp!p1,15=senderDomain:scalar:9,16=raw:scalar:12|content!p1,' +
+  '17=object:message:petrel.v1.ObjectRef|content!p1,18=deliverByMode:enum,19=deliverByTrace:scalar:8} ' +
+  'petrel.v1.Recipient{1=address:scalar:9,2=orcpt:scalar:9,3=notify:list-scalar:9} ' +
+  'google.protobuf.Timestamp{1=seconds:scalar:3,2=nanos:scalar:5} ' +
+  'petrel.v1.ClientInfo{1=remoteAddress:scalar:9,2=remotePort:scalar:13,3=helo:scalar:9,4=tlsProtocol:scalar:9,' +
+  '5=tlsCipher:scalar:9,6=authIdentity:scalar:9} ' +
+  'petrel.v1.TraceContext{1=traceparent:scalar:9,2=tracestate:scalar:9} ' +
+  'petrel.v1.ObjectRef{1=bucket:scalar:9,2=name:scalar:9,3=digest:scalar:9}';
+
+/** Whether the generated Envelope schema is still that one. */
+export const envelopeSchemaMatches = schemaFingerprint(EnvelopeSchema) === ENVELOPE_SCHEMA;

@@ -3,10 +3,10 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { JetStreamClient } from '@nats-io/jetstream';
 import { Objm } from '@nats-io/obj';
 import { headers, type NatsConnection } from '@nats-io/transport-node';
-import { create, type Envelope, EnvelopeSchema, ObjectRefSchema } from '@petrel/proto';
+import { create, type Envelope, ObjectRefSchema } from '@petrel/proto';
 import type { AckPublisher } from './ack-publisher.ts';
 import { encodeEnvelope } from './codec.ts';
-import { schemaFingerprint } from './fingerprint.ts';
+import { envelopeSchemaMatches } from './fingerprint.ts';
 import {
   beginMessage,
   endMessage,
@@ -163,28 +163,15 @@ function rawField(length: number): Buffer {
  * The entry's envelope without its content, encoded by hand: protobuf-es's reflective encoder
  * (growing its buffer, a TextEncoder call per string) was ~5 % of the ingress's CPU per message.
  * The output is byte for byte what toBinary writes (fields in number order, zero values of
- * implicit-presence fields left out), for the schema recorded in ENCODED_SCHEMA. When
+ * implicit-presence fields left out), for the schema recorded in ENVELOPE_SCHEMA (fingerprint.ts). When
  * envelope.proto changes, or a message carries unknown fields, protobuf-es encodes instead, and
- * message.test.ts fails until the encoder and ENCODED_SCHEMA are updated.
+ * message.test.ts fails until the encoder and ENVELOPE_SCHEMA are updated.
  */
 
-export const ENCODED_SCHEMA =
-  'petrel.v1.Envelope{1=messageId:scalar:9,2=sender:scalar:9,3=recipients:list-message:petrel.v1.Recipient,' +
-  '4=destinationDomain:scalar:9,5=receivedAt:message:google.protobuf.Timestamp!p1,' +
-  '6=client:message:petrel.v1.ClientInfo!p1,7=trace:message:petrel.v1.TraceContext!p1,8=size:scalar:4,' +
-  '9=bodyType:enum,10=smtputf8:scalar:8,11=dsnReturn:enum,12=dsnEnvid:scalar:9,13=requireTls:scalar:8,' +
-  '14=deliverBy:message:google.protobuf.Timestamp!p1,15=senderDomain:scalar:9,16=raw:scalar:12|content!p1,' +
-  '17=object:message:petrel.v1.ObjectRef|content!p1,18=deliverByMode:enum,19=deliverByTrace:scalar:8} ' +
-  'petrel.v1.Recipient{1=address:scalar:9,2=orcpt:scalar:9,3=notify:list-scalar:9} ' +
-  'google.protobuf.Timestamp{1=seconds:scalar:3,2=nanos:scalar:5} ' +
-  'petrel.v1.ClientInfo{1=remoteAddress:scalar:9,2=remotePort:scalar:13,3=helo:scalar:9,4=tlsProtocol:scalar:9,' +
-  '5=tlsCipher:scalar:9,6=authIdentity:scalar:9} ' +
-  'petrel.v1.TraceContext{1=traceparent:scalar:9,2=tracestate:scalar:9} ' +
-  'petrel.v1.ObjectRef{1=bucket:scalar:9,2=name:scalar:9,3=digest:scalar:9}';
-
 /** Which encoder publishes entries: the hand-written one unless the schema changed. */
-export const envelopeHeadEncoder: 'hand-written' | 'protobuf-es' =
-  schemaFingerprint(EnvelopeSchema) === ENCODED_SCHEMA ? 'hand-written' : 'protobuf-es';
+export const envelopeHeadEncoder: 'hand-written' | 'protobuf-es' = envelopeSchemaMatches
+  ? 'hand-written'
+  : 'protobuf-es';
 
 /** The envelope without content (entries carry none before publishing), as protobuf. */
 export function encodeEnvelopeHead(e: Envelope): Uint8Array {
