@@ -6,7 +6,7 @@
 --  * messages and recipients: accepted_at, the time in the queue id (a ULID: its first 48 bits
 --    are the acceptance time in milliseconds), so every writer finds a row's partition from the
 --    id alone, and a redelivered event lands on the same row;
---  * events and attempts: the event's own time.
+--  * events (and the attempts view over them): the event's own time.
 -- Partitions are made and dropped by petrel_partitions_ensure / petrel_partitions_drop_before
 -- below (called by the recorder), a day each, named <table>_pYYYYMMDD.
 
@@ -67,25 +67,15 @@ CREATE TABLE events (
 ) PARTITION BY RANGE (at);
 CREATE INDEX events_message_idx ON events (message_id, at);
 
--- One row per delivery attempt to a destination (a delivered, deferred or bounced event).
-CREATE TABLE attempts (
-  message_id         text        NOT NULL,
-  destination_domain text        NOT NULL,
-  attempt            integer     NOT NULL,
-  event_id           text        NOT NULL,
-  at                 timestamptz NOT NULL,
-  outcome            text        NOT NULL CHECK (outcome IN ('delivered', 'deferred', 'bounced')),
-  recipients         text[]      NOT NULL,
-  remote_host        text        NOT NULL DEFAULT '',
-  remote_address     text        NOT NULL DEFAULT '',
-  tls_protocol       text        NOT NULL DEFAULT '',
-  reply_code         integer,
-  reply_enhanced     text        NOT NULL DEFAULT '',
-  reply_text         text        NOT NULL DEFAULT '',
-  duration_ms        bigint      NOT NULL DEFAULT 0,
-  PRIMARY KEY (event_id, at)
-) PARTITION BY RANGE (at);
-CREATE INDEX attempts_message_idx ON attempts (message_id, at);
+-- Delivery attempts to a destination: the delivered, deferred and bounced events, less those
+-- deferred without an attempt (suspended or backed-off destinations, "not attempted: ..."; see
+-- docs/delivery.md). A view, not a copy: it follows the events' partitions and retention.
+CREATE VIEW attempts AS
+  SELECT message_id, destination_domain, attempt, event_id, at, kind AS outcome, recipients,
+         remote_host, remote_address, tls_protocol, reply_code, reply_enhanced, reply_text, duration_ms
+    FROM events
+   WHERE kind IN ('delivered', 'deferred', 'bounced')
+     AND error NOT LIKE 'not attempted:%';
 
 -- Not partitioned: a suppression lives until its expiry, not by age.
 CREATE TABLE suppressions (
@@ -114,7 +104,7 @@ CREATE TABLE petrel_partitioned (
   table_name text PRIMARY KEY
 );
 INSERT INTO petrel_partitioned (table_name)
-VALUES ('messages'), ('recipients'), ('events'), ('attempts'), ('webhook_deliveries');
+VALUES ('messages'), ('recipients'), ('events'), ('webhook_deliveries');
 
 -- Day partitions of every partitioned table from `from_day` to `to_day` inclusive (UTC days),
 -- created if missing. Returns how many were created.
