@@ -356,7 +356,8 @@ async function postfixSink(): Promise<BenchSink> {
       if (active !== undefined && active.first === undefined && count > active.base) active.first = time;
     }
   };
-  // Deliveries are timed to within this interval (5 ms of a run of seconds).
+  // Deliveries are timed to within this interval (5 ms of a run of seconds), also while the run
+  // awaits smtp-source and nothing asks for the count.
   const poller = setInterval(poll, 5);
   let stderr = '';
   child.stderr?.on('data', (c: Buffer) => {
