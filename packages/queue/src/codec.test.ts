@@ -153,6 +153,11 @@ function events(count: number, seed: number): DeliveryEvent[] {
         durationMs: [0n, 17n, 2n ** 40n, 2n ** 64n - 1n][pick(4)],
         ...(pick(3) === 0 ? {} : { trace: { traceparent: text(), tracestate: text() } }),
         error: text(),
+        sender: text(),
+        size: [0n, 4096n, 2n ** 64n - 1n][pick(3)],
+        headerMessageId: text(),
+        clientAddress: text(),
+        dsnMessageId: text(),
       }),
     );
   }
@@ -212,6 +217,15 @@ test('deliveryEvent makes what newEvent makes of the same values, and the hand-w
       ...base,
       reply: { code: 250, enhanced: '2.0.0', text: 'ok' },
       trace: create(TraceContextSchema, { traceparent: 'tp', tracestate: 'ts' }),
+    },
+    {
+      ...base,
+      kind: 1 as EventKind,
+      sender: 'a@example.com',
+      size: 4096n,
+      headerMessageId: 'x@example.com',
+      clientAddress: '192.0.2.9',
+      dsnMessageId: 'dsn',
     },
   ];
   for (const v of variants) {

@@ -65,6 +65,12 @@ export interface EventFields {
   readonly durationMs: bigint;
   readonly trace?: TraceContext | undefined;
   readonly error: string;
+  readonly sender?: string;
+  /** ACCEPTED: size, Message-ID header field, client address. */
+  readonly size?: bigint;
+  readonly headerMessageId?: string;
+  readonly clientAddress?: string;
+  readonly dsnMessageId?: string;
 }
 
 /**
@@ -91,6 +97,11 @@ export function deliveryEvent(f: EventFields): DeliveryEvent {
     tlsProtocol: f.tlsProtocol,
     durationMs: f.durationMs,
     error: f.error,
+    sender: f.sender ?? '',
+    size: f.size ?? 0n,
+    headerMessageId: f.headerMessageId ?? '',
+    clientAddress: f.clientAddress ?? '',
+    dsnMessageId: f.dsnMessageId ?? '',
   };
   if (f.reply !== undefined) {
     event.reply = {

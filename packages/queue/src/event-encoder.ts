@@ -27,7 +27,8 @@ export const ENCODED_EVENT_SCHEMA =
   'petrel.v1.DeliveryEvent{1=eventId:scalar:9,2=kind:enum,3=messageId:scalar:9,4=destinationDomain:scalar:9,' +
   '5=recipients:list-scalar:9,6=at:message:google.protobuf.Timestamp!p1,7=attempt:scalar:13,' +
   '8=remoteHost:scalar:9,9=remoteAddress:scalar:9,10=tlsProtocol:scalar:9,11=reply:message:petrel.v1.SmtpReply!p1,' +
-  '12=durationMs:scalar:4,13=trace:message:petrel.v1.TraceContext!p1,14=error:scalar:9} ' +
+  '12=durationMs:scalar:4,13=trace:message:petrel.v1.TraceContext!p1,14=error:scalar:9,15=sender:scalar:9,' +
+  '16=size:scalar:4,17=headerMessageId:scalar:9,18=clientAddress:scalar:9,19=dsnMessageId:scalar:9} ' +
   'google.protobuf.Timestamp{1=seconds:scalar:3,2=nanos:scalar:5} ' +
   'petrel.v1.SmtpReply{1=code:scalar:13,2=enhanced:scalar:9,3=text:scalar:9} ' +
   'petrel.v1.TraceContext{1=traceparent:scalar:9,2=tracestate:scalar:9}';
@@ -67,6 +68,11 @@ export function encodeEventBatchByHand(events: readonly DeliveryEvent[]): Uint8A
       endMessage(trace);
     }
     putString(14, e.error);
+    putString(15, e.sender);
+    putBigInt(16, e.size);
+    putString(17, e.headerMessageId);
+    putString(18, e.clientAddress);
+    putString(19, e.dsnMessageId);
     endMessage(event);
   }
   return written();
@@ -107,7 +113,12 @@ function handled(e: DeliveryEvent): boolean {
         !hasUnknown(e.trace) &&
         typeof e.trace.traceparent === 'string' &&
         typeof e.trace.tracestate === 'string')) &&
-    typeof e.error === 'string'
+    typeof e.error === 'string' &&
+    typeof e.sender === 'string' &&
+    isUint64(e.size) &&
+    typeof e.headerMessageId === 'string' &&
+    typeof e.clientAddress === 'string' &&
+    typeof e.dsnMessageId === 'string'
   );
 }
 

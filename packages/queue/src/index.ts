@@ -28,6 +28,7 @@ export {
   purgeDeferred,
   retryDeferredNow,
 } from './deferred.ts';
+export { EventBatcher, type EventBatcherDeps } from './event-batcher.ts';
 export {
   loadBody,
   type PublishMessageInput,
@@ -35,7 +36,7 @@ export {
   QueueError,
   QueueErrorCode,
 } from './message.ts';
-export { newMessageId } from './message-id.ts';
+export { messageIdTime, newMessageId } from './message-id.ts';
 export {
   ackEntry,
   publishEntry,

@@ -30,3 +30,14 @@ test('ids stay unique and well-formed across many refills of the random pool', (
     assert.equal(values.size, 32, `position ${position}`);
   }
 });
+
+test('messageIdTime reads the time back from an id, and nothing from other strings', async () => {
+  const { messageIdTime } = await import('./message-id.ts');
+  for (const t of [0, 1000, Date.UTC(2026, 10, 22, 18, 50), 2 ** 48 - 1]) {
+    assert.equal(messageIdTime(newMessageId(t)), t);
+  }
+  assert.equal(messageIdTime(newMessageId(1234).toLowerCase()), 1234);
+  assert.equal(messageIdTime('short'), undefined);
+  assert.equal(messageIdTime('U'.repeat(26)), undefined);
+  assert.equal(messageIdTime(`${'Z'.repeat(10)}${'0'.repeat(16)}`), undefined);
+});

@@ -42,3 +42,19 @@ export function newMessageId(now = Date.now()): string {
   }
   return out;
 }
+
+/**
+ * The acceptance time in a queue id (its first 10 characters, milliseconds since the epoch), or
+ * undefined for a string that is not one of our ids. The state tables' partition key of a message.
+ */
+export function messageIdTime(id: string): number | undefined {
+  if (id.length !== 26) return undefined;
+  let time = 0;
+  for (let i = 0; i < 10; i++) {
+    const v = ALPHABET.indexOf(id[i]?.toUpperCase() ?? '');
+    if (v === -1) return undefined;
+    time = time * 32 + v;
+  }
+  // 48 bits, as the ids are made (10 characters could hold 50).
+  return time < 2 ** 48 ? time : undefined;
+}

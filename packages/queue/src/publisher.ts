@@ -39,6 +39,8 @@ const subjectByKind: Record<EventKind, EventSubject | undefined> = {
   [EventKind.DEFERRED]: EventSubject.deferred,
   [EventKind.BOUNCED]: EventSubject.bounced,
   [EventKind.EXPIRED]: EventSubject.expired,
+  [EventKind.SUPPRESSED]: EventSubject.suppressed,
+  [EventKind.PURGED]: EventSubject.purged,
 };
 
 /** Publishes one delivery event; its event id is the Nats-Msg-Id, so a re-published event is stored once. */

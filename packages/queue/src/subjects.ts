@@ -35,6 +35,8 @@ export const EventSubject = {
   deferred: `${EVENTS_SUBJECT_PREFIX}.deferred`,
   bounced: `${EVENTS_SUBJECT_PREFIX}.bounced`,
   expired: `${EVENTS_SUBJECT_PREFIX}.expired`,
+  suppressed: `${EVENTS_SUBJECT_PREFIX}.suppressed`,
+  purged: `${EVENTS_SUBJECT_PREFIX}.purged`,
   /** A DeliveryEventBatch: events of several kinds (decodeEvents reads both forms). */
   batch: `${EVENTS_SUBJECT_PREFIX}.batch`,
 } as const;

@@ -31,14 +31,14 @@ async function check(client: pg.Client): Promise<void> {
   for (let d = -40; d <= 1; d++) {
     for (const at of [now + d * DAY, Date.parse(`${utcDay(now + d * DAY)}T23:59:59.999Z`)]) {
       await client.query(
-        "INSERT INTO events (event_id, at, message_id, kind) VALUES ($1, $2, 'm', 'delivered')",
+        "INSERT INTO events (event_id, at, message_id, kind, attempt) VALUES ($1, $2, 'm', 'delivered', 1)",
         [`e${d}-${at}`, new Date(at)],
       );
     }
   }
   // The attempts view: a deferral without an attempt (a suspended destination) is not one.
   await client.query(
-    "INSERT INTO events (event_id, at, message_id, kind, error) VALUES ('s', $1, 'm', 'deferred', $2)",
+    "INSERT INTO events (event_id, at, message_id, kind, attempt, error) VALUES ('s', $1, 'm', 'deferred', 1, $2)",
     [new Date(now), 'not attempted: destination suspended'],
   );
   const counts = await client.query<{ events: string; attempts: string }>(

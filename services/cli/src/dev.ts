@@ -1,5 +1,6 @@
 import { type ChildProcess, fork } from 'node:child_process';
-import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { closeSync, existsSync, mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,12 +25,19 @@ export interface DevOptions {
   submissionPort: number;
   smtpsPort: number;
   httpPort: number;
+  /** The recorder's HTTP port: the trace API (petrel trace / queue / suppress). */
+  apiPort: number;
   dnsServer?: string;
   smarthost?: string;
   mxPort?: number;
   natsUrl?: string;
   databaseUrl?: string;
 }
+
+/** In the data dir: where `petrel dev`'s API listens (JSON: url, tokenFile), while it runs. */
+export const LOCAL_API_FILE = 'api.json';
+/** In the data dir: the local API's bearer token. */
+export const API_TOKEN_FILE = 'api-token';
 
 const say = (line: string): void => {
   process.stdout.write(`petrel: ${line}\n`);
@@ -141,6 +149,22 @@ export async function runDev(options: DevOptions): Promise<number> {
       });
     };
 
+    // The trace API's token: made once per data dir, readable only by its owner; the CLI reads
+    // it from there (LOCAL_API_FILE) when run with the same --data-dir.
+    const tokenFile = join(dataDir, API_TOKEN_FILE);
+    if (!existsSync(tokenFile))
+      writeFileSync(tokenFile, `${randomBytes(24).toString('base64url')}\n`, { mode: 0o600 });
+    await start('recorder', {
+      PETREL_HTTP_HOST: '127.0.0.1',
+      PETREL_HTTP_PORT: String(options.apiPort),
+      PETREL_API_TOKEN_FILE: tokenFile,
+    });
+    const apiFile = join(dataDir, LOCAL_API_FILE);
+    writeFileSync(
+      apiFile,
+      `${JSON.stringify({ url: `http://127.0.0.1:${options.apiPort}`, tokenFile, pid: process.pid })}\n`,
+    );
+
     await start('delivery', {
       ...(options.smarthost ? { PETREL_SMARTHOST: options.smarthost } : {}),
       ...(options.mxPort === undefined ? {} : { PETREL_MX_PORT: String(options.mxPort) }),
@@ -181,7 +205,7 @@ export async function runDev(options: DevOptions): Promise<number> {
       `accepting mail on smtp://127.0.0.1:${options.smtpPort}` +
         `, submission smtp://127.0.0.1:${options.submissionPort} (STARTTLS+AUTH)` +
         `, smtps://127.0.0.1:${options.smtpsPort}` +
-        ` (health http://127.0.0.1:${options.httpPort}/readyz, data ${dataDir}` +
+        ` (health http://127.0.0.1:${options.httpPort}/readyz, API http://127.0.0.1:${options.apiPort}, data ${dataDir}` +
         `${options.smarthost ? `, smarthost ${options.smarthost}` : ''})`,
     );
 
@@ -197,6 +221,7 @@ export async function runDev(options: DevOptions): Promise<number> {
       process.stderr.write(`petrel: ${first.name} exited unexpectedly (${first.code}); stopping\n`);
     configWatch.close();
     http.close();
+    rmSync(join(dataDir, LOCAL_API_FILE), { force: true });
     await stopAll();
     return code;
   } catch (error) {

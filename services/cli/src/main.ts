@@ -25,6 +25,7 @@ program
   .option('--submission-port <n>', 'submission listener, port-587 semantics (STARTTLS + AUTH)', port, 2587)
   .option('--smtps-port <n>', 'implicit-TLS listener, port-465 semantics (AUTH)', port, 2465)
   .option('--http-port <n>', 'health endpoints', port, 8025)
+  .option('--api-port <n>', 'trace API (petrel trace, queue, suppress)', port, 8026)
   .option('--smarthost <host:port>', 'deliver every message there instead of routing', hostPort)
   .option('--dns-server <host:port>', "resolve through this DNS server instead of the system's", hostPort)
   .option('--mx-port <n>', 'connect to MX hosts on this port instead of 25 (tests, benchmarks)', port)

@@ -51,12 +51,15 @@ export interface DsnReport {
   readonly original?: Buffer | undefined;
 }
 
-/** Queues the DSN for recipients; rejects when it could not (the entry is then retried). */
+/**
+ * Queues the DSN for recipients and resolves with its queue id (nothing when no DSN was due);
+ * rejects when it could not (the entry is then retried).
+ */
 export type DsnHook = (
   envelope: Envelope,
   recipients: readonly FailedRecipient[],
   report?: DsnReport,
-) => Promise<void>;
+) => Promise<string | undefined>;
 
 export function dsnSender(deps: BounceDeps): DsnHook {
   return async (envelope, failed, report = {}) => {
@@ -71,7 +74,7 @@ export function dsnSender(deps: BounceDeps): DsnHook {
         delaysWithoutNotify: action === 'delayed',
       }),
     );
-    if (reported.length === 0) return;
+    if (reported.length === 0) return undefined;
     const orcptOf = new Map(envelope.recipients.map((r) => [r.address, r.orcpt]));
     const now = new Date();
     const { message: composed } = composeDsn({
@@ -131,5 +134,6 @@ export function dsnSender(deps: BounceDeps): DsnHook {
       { messageId: envelope.messageId, dsn: messageId, recipients: reported.length },
       'DSN queued for the sender',
     );
+    return messageId;
   };
 }

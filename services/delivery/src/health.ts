@@ -125,6 +125,11 @@ export class SiteBackoff {
     return this.#downUntil;
   }
 
+  /** Until when the site is backed off (ms since the epoch), 0 when it is not. */
+  get downUntil(): number {
+    return this.#failures > 0 ? this.#downUntil : 0;
+  }
+
   /** Whether the site is backed off (or being probed). */
   get down(): boolean {
     return this.#failures > 0;

@@ -27,6 +27,19 @@ export type Admission =
   /** Not now: re-defer the entry to `at` (no attempt counted, no connection made). */
   | { readonly kind: 'defer'; readonly at: Date; readonly reason: string };
 
+/** One destination as a worker's limiter sees it (JSON: the status reply of operations.ts). */
+export interface DestinationStatus {
+  /** `domain:<destination>` or `rollup:<policy>`. */
+  readonly key: string;
+  /** The rate allowed now (lowered after throttling replies); null: unlimited. */
+  readonly ratePerSecond: number | null;
+  readonly configuredRatePerSecond: number | null;
+  readonly maxConnections: number | null;
+  readonly active: number;
+  readonly waiting: number;
+  readonly backedOffUntil: string | null;
+}
+
 export interface LimiterOptions {
   readonly cluster?: ClusterRate | undefined;
   readonly workers?: () => number;
@@ -96,6 +109,20 @@ export class DestinationLimiter {
     const d = this.#destinations.get(key);
     if (d === undefined) return undefined;
     return d.adaptive?.rate(this.#now()) ?? d.limits.ratePerSecond;
+  }
+
+  /** What this worker knows of its destinations now (the trace API's queue summary). */
+  snapshot(): DestinationStatus[] {
+    const now = this.#now();
+    return [...this.#destinations].map(([key, d]) => ({
+      key,
+      ratePerSecond: d.adaptive?.rate(now) ?? d.limits.ratePerSecond ?? null,
+      configuredRatePerSecond: d.limits.ratePerSecond ?? null,
+      maxConnections: d.limits.maxConnections ?? null,
+      active: d.active,
+      waiting: d.waiting,
+      backedOffUntil: d.backoff.downUntil > now ? new Date(d.backoff.downUntil).toISOString() : null,
+    }));
   }
 
   /** Waits for the destination's turn: a connection slot, then a rate token. */

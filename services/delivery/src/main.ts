@@ -16,10 +16,15 @@ import { deliveryConfigFromEnv } from './config.ts';
 import { LEASE_TTL_MS, LEASES_BUCKET } from './leases.ts';
 import { DestinationLimiter } from './limiter.ts';
 import { lookupVia, MtaSts, stsTxtVia } from './mta-sts.ts';
-import { DESTINATIONS_BUCKET, DestinationControls, serveQueueOperations } from './operations.ts';
+import {
+  DestinationControls,
+  openDestinationsKv,
+  serveDestinationStatus,
+  serveQueueOperations,
+} from './operations.ts';
 import { ClusterRate, RATES_BUCKET, RATES_TTL_MS } from './rates.ts';
 import { DEFAULT_RETRY_POLICY } from './schedule.ts';
-import { MAX_SUPPRESSION_MS, SUPPRESSIONS_BUCKET, SuppressionList } from './suppressions.ts';
+import { openSuppressionsKv, SuppressionList } from './suppressions.ts';
 import { DeliveryWorker } from './worker.ts';
 
 const log = createLogger('delivery');
@@ -41,25 +46,12 @@ async function main(): Promise<void> {
   await ensureStreams(jsm, { replicas: config.streamReplicas });
   await ensureDeliveryConsumers(jsm, { ackWaitMs: config.ackWaitMs });
   const js = jetstream(nc);
-  const suppressions = new SuppressionList(
-    await new Kvm(js).create(SUPPRESSIONS_BUCKET, {
-      storage: 'file',
-      replicas: config.streamReplicas,
-      history: 1,
-      ttl: MAX_SUPPRESSION_MS,
-    }),
-  );
+  const suppressions = new SuppressionList(await openSuppressionsKv(js, config.streamReplicas));
   await suppressions.start();
   const resolver = new DnsResolver({
     servers: config.dnsServers === '' ? undefined : config.dnsServers.split(','),
   });
-  const controls = new DestinationControls(
-    await new Kvm(js).create(DESTINATIONS_BUCKET, {
-      storage: 'file',
-      replicas: config.streamReplicas,
-      history: 1,
-    }),
-  );
+  const controls = new DestinationControls(await openDestinationsKv(js, config.streamReplicas));
   await controls.start();
   const bounces = dsnSender({ js, nc, hostname: config.hostname, log, domains: () => domains.current() });
   const tlsCa = config.tlsCaFile === '' ? undefined : await readFile(config.tlsCaFile);
@@ -120,6 +112,8 @@ async function main(): Promise<void> {
       : {}),
   });
   const operations = serveQueueOperations({ nc, js, jsm, controls, log, bounces });
+  const workerId = `${hostname()}-${process.pid}`;
+  const status = serveDestinationStatus(nc, workerId, limiter);
   const running = worker.run();
   log.info({ smarthost: config.smarthost, concurrency: config.concurrency }, 'delivery worker consuming');
   process.send?.({ type: 'ready', component: 'delivery' });
@@ -137,6 +131,7 @@ async function main(): Promise<void> {
     suppressions.stop();
     await mtaSts.close();
     await operations.drain().catch(() => undefined);
+    await status.drain().catch(() => undefined);
     await nc.drain().catch(() => nc.close());
     await tracing.shutdown().catch(() => undefined);
     log.info('delivery stopped');

@@ -4,21 +4,27 @@
  * purge its deferred mail, and flush for ETRN (RFC 1985). Requests and replies are JSON.
  */
 import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
-import type { KV } from '@nats-io/kv';
+import { type KV, Kvm } from '@nats-io/kv';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import { EventKind } from '@petrel/proto';
 import {
   decodeEnvelope,
   deferredEntries,
+  deliveryEvent,
   destinationKey,
+  publishEvent,
   retryDeferredNow,
   STREAM_OUTBOUND,
 } from '@petrel/queue';
 import type { Logger } from '@petrel/telemetry';
 import type { DsnHook } from './bounce.ts';
 import { KvMirror } from './kv-mirror.ts';
+import type { DestinationStatus } from './limiter.ts';
 import type { FailedRecipient } from './worker.ts';
 
 export const QUEUE_OPERATIONS_SUBJECT = 'petrel.admin.queue';
+/** Every worker answers (no queue group): its destinations' limiter state and its suspensions. */
+export const DESTINATION_STATUS_SUBJECT = 'petrel.admin.destinations';
 export const DESTINATIONS_BUCKET = 'petrel_destinations';
 
 export const QueueOperation = {
@@ -48,6 +54,11 @@ export const QueueOperationErrorCode = {
 
 const PREFIX = 'suspend.';
 
+/** The suspensions bucket, made with the same options by every process that opens it. */
+export async function openDestinationsKv(js: JetStreamClient, replicas: number): Promise<KV> {
+  return await new Kvm(js).create(DESTINATIONS_BUCKET, { storage: 'file', replicas, history: 1 });
+}
+
 interface Suspension {
   domain: string;
   until: string | undefined;
@@ -70,6 +81,16 @@ export class DestinationControls {
 
   stop(): void {
     this.#mirror.stop();
+  }
+
+  /** Every suspension in force: domain → until (undefined: until resumed). */
+  suspensions(now = Date.now()): Map<string, Date | undefined> {
+    const out = new Map<string, Date | undefined>();
+    for (const s of this.#mirror.values()) {
+      if (s.until === undefined) out.set(s.domain, undefined);
+      else if (Date.parse(s.until) > now) out.set(s.domain, new Date(s.until));
+    }
+    return out;
   }
 
   /** The time the destination is suspended until (far future: until resumed), or undefined. */
@@ -137,6 +158,26 @@ export function serveQueueOperations(deps: OperationsDeps): Subscription {
   return sub;
 }
 
+export interface DestinationStatusReply {
+  readonly worker: string;
+  readonly destinations: readonly DestinationStatus[];
+}
+
+/** Answers `petrel.admin.destinations` with this worker's limiter snapshot. */
+export function serveDestinationStatus(
+  nc: NatsConnection,
+  worker: string,
+  limiter: { snapshot(): DestinationStatus[] },
+): Subscription {
+  return nc.subscribe(DESTINATION_STATUS_SUBJECT, {
+    callback: (error, m) => {
+      if (error !== null) return;
+      const reply: DestinationStatusReply = { worker, destinations: limiter.snapshot() };
+      m.respond(JSON.stringify(reply));
+    },
+  });
+}
+
 class BadRequest extends Error {}
 
 async function run(
@@ -162,10 +203,11 @@ async function run(
     case QueueOperation.Bounce: {
       let count = 0;
       for await (const entry of deferredEntries(deps.jsm, domain)) {
+        const envelope = decodeEnvelope(entry.payload);
+        const text = request.reason ?? 'Returned by the relay operator';
+        let dsn: string | undefined;
         if (op === QueueOperation.Bounce) {
-          const envelope = decodeEnvelope(entry.payload);
-          const text = request.reason ?? 'Returned by the relay operator';
-          await deps.bounces?.(
+          dsn = await deps.bounces?.(
             envelope,
             envelope.recipients.map((r) => ({
               address: r.address,
@@ -175,6 +217,30 @@ async function run(
             })),
           );
         }
+        // The recorder learns the recipients' end before the entry goes (an event lost here
+        // would leave them "deferred" in the trace for good; a repeated one changes nothing).
+        await publishEvent(
+          deps.js,
+          deliveryEvent({
+            eventId: `${envelope.messageId}.${envelope.destinationDomain}.${op}`,
+            kind: op === QueueOperation.Bounce ? EventKind.BOUNCED : EventKind.PURGED,
+            messageId: envelope.messageId,
+            destinationDomain: envelope.destinationDomain,
+            recipients: envelope.recipients.map((r) => r.address),
+            atMs: Date.now(),
+            attempt: entry.attempt,
+            remoteHost: '',
+            remoteAddress: '',
+            tlsProtocol: '',
+            reply: op === QueueOperation.Bounce ? { code: 550, enhanced: '5.0.0', text } : undefined,
+            durationMs: 0n,
+            trace: envelope.trace,
+            error: op === QueueOperation.Bounce ? `bounced by operator: ${text}` : 'purged by operator',
+            sender: envelope.sender,
+            ...(typeof dsn === 'string' ? { dsnMessageId: dsn } : {}),
+          }),
+          { timeoutMs: 5_000 },
+        );
         // Removed one by one: an entry scheduled meanwhile is not taken without its DSN.
         await deps.jsm.streams.purge(STREAM_OUTBOUND, { filter: entry.subject });
         count++;

@@ -4,7 +4,8 @@
  * the NATS KV bucket `petrel_suppressions`, so every worker sees it and the state issue can list
  * and edit it. One key per address (base64url of the lower-cased address: KV keys allow no "@").
  */
-import type { KV } from '@nats-io/kv';
+import type { JetStreamClient } from '@nats-io/jetstream';
+import { type KV, Kvm } from '@nats-io/kv';
 import { KvMirror } from './kv-mirror.ts';
 
 export const SUPPRESSIONS_BUCKET = 'petrel_suppressions';
@@ -21,6 +22,21 @@ export interface Suppression {
   readonly expiresAt: string;
   /** "bounce" (added by delivery) or "manual". */
   readonly source: 'bounce' | 'manual';
+}
+
+/** The bucket, made with the same options by every process that opens it (workers, the API). */
+export async function openSuppressionsKv(js: JetStreamClient, replicas: number): Promise<KV> {
+  return await new Kvm(js).create(SUPPRESSIONS_BUCKET, {
+    storage: 'file',
+    replicas,
+    history: 1,
+    ttl: MAX_SUPPRESSION_MS,
+  });
+}
+
+/** The address a key stands for. */
+export function suppressionAddress(key: string): string {
+  return Buffer.from(key, 'base64url').toString('utf8');
 }
 
 export function suppressionKey(address: string): string {

@@ -179,7 +179,7 @@ async function setup(
     // Delay DSNs always go out for real; failures are recorded, and sent when the test asks.
     if (report?.action === 'delayed') return await dsn(envelope, failed, report);
     bounces.push({ messageId: envelope.messageId, failed: [...failed] });
-    if (options.realDsn) await dsn(envelope, failed, report);
+    return options.realDsn ? await dsn(envelope, failed, report) : undefined;
   };
   const operations = serveQueueOperations({
     nc,

@@ -817,9 +817,13 @@ export class DeliveryWorker {
     const failed = [...o.bounced, ...expired];
     if (failed.length > 0) {
       log.warn({ ...logFields, recipients: failed }, expired.length > 0 ? 'expired' : 'refused permanently');
-      await this.#suppress(o, o.bounced);
+      const suppressed = await this.#suppress(o, o.bounced);
+      emit(EventKind.SUPPRESSED, suppressed, 'suppressed');
       // The DSN must be queued before the entry goes: a failure here leaves the entry to be retried.
-      await this.#deps.bounces?.(envelope, this.#failedRecipients(o, failed, expired), { original: o.body });
+      const dsn = await this.#deps.bounces?.(envelope, this.#failedRecipients(o, failed, expired), {
+        original: o.body,
+      });
+      if (typeof dsn === 'string') markDsn(events, dsn, EventKind.BOUNCED, EventKind.EXPIRED);
     }
     if (o.deferred.length === 0 || step === undefined || step.kind !== 'retry') {
       await this.#settled.settle(m, events);
@@ -835,7 +839,7 @@ export class DeliveryWorker {
     if (delayed.length > 0 && this.#deps.bounces !== undefined) {
       // RFC 3461 NOTIFY=DELAY: one delay DSN per entry, marked so that it is never sent twice.
       const until = new Date(receivedAt.getTime() + retryPolicy.lifetimeMs);
-      await this.#deps.bounces(
+      const dsn = await this.#deps.bounces(
         envelope,
         this.#failedRecipients(
           o,
@@ -844,6 +848,7 @@ export class DeliveryWorker {
         ),
         { action: 'delayed', willRetryUntil: until, original: o.body },
       );
+      if (typeof dsn === 'string') markDsn(events, dsn, EventKind.DEFERRED);
       const h = natsHeaders();
       for (const [key, values] of m.headers ?? []) for (const v of values) h.append(key, v);
       h.set(DeferHeader.delayNotified, '1');
@@ -891,6 +896,7 @@ export class DeliveryWorker {
       durationMs: BigInt(durationMs),
       trace: envelope.trace,
       error: o.error,
+      sender: envelope.sender,
     });
   }
 
@@ -927,11 +933,12 @@ export class DeliveryWorker {
     }));
   }
 
-  /** Hard bounces that say the address is gone put it on the suppression list. */
-  async #suppress(o: Outcome, bounced: readonly string[]): Promise<void> {
+  /** Hard bounces that say the address is gone put it on the suppression list; returns those added. */
+  async #suppress(o: Outcome, bounced: readonly string[]): Promise<string[]> {
     const list = this.#deps.suppressions;
     const forMs = this.#deps.config.suppressionMs;
-    if (list === undefined || forMs === 0) return;
+    const added: string[] = [];
+    if (list === undefined || forMs === 0) return added;
     for (const address of bounced) {
       const reply = o.replies.get(address);
       if (reply === undefined || reply.code < 500 || !suppresses(reply.enhanced ?? '')) continue;
@@ -943,9 +950,18 @@ export class DeliveryWorker {
           forMs,
           source: 'bounce',
         })
-        .catch((error: unknown) => this.#deps.log.warn({ err: error }, 'suppression not stored'));
+        .then(
+          () => added.push(address),
+          (error: unknown) => this.#deps.log.warn({ err: error }, 'suppression not stored'),
+        );
     }
+    return added;
   }
+}
+
+/** Names the DSN sent for these events' recipients (the trace API's "DSN sent"). */
+function markDsn(events: DeliveryEvent[], dsn: string, ...kinds: EventKind[]): void {
+  for (const e of events) if (kinds.includes(e.kind)) e.dsnMessageId = dsn;
 }
 
 /** A reply we make up for a recipient (routing failure, suppression, expiry), shaped as parsed replies are (enhanced code apart). */

@@ -1,7 +1,16 @@
-import { BodyType, DeliverByMode, DsnReturn, type Envelope, timestampFromDate } from '@petrel/proto';
-import { newMessageId } from '@petrel/queue';
+import {
+  BodyType,
+  DeliverByMode,
+  type DeliveryEvent,
+  DsnReturn,
+  type Envelope,
+  EventKind,
+  timestampFromDate,
+} from '@petrel/proto';
+import { deliveryEvent, newMessageId } from '@petrel/queue';
 import { Enhanced, type Reply, ReplyCode, reply, type SessionInfo, type Transaction } from '@petrel/smtp';
 import { type Logger, traceContextOf, tracer, type W3CTraceContext } from '@petrel/telemetry';
+import { headerMessageId } from './header-message-id.ts';
 
 /**
  * Makes one accepted message durable: every per-domain entry stored, or none (see
@@ -9,6 +18,11 @@ import { type Logger, traceContextOf, tracer, type W3CTraceContext } from '@petr
  */
 export interface MessageWriter {
   write(messageId: string, envelopes: readonly Envelope[], body: Buffer): Promise<void>;
+}
+
+/** Where ACCEPTED events go (the events stream, batched per turn); never waited for. */
+export interface EventSink {
+  emit(event: DeliveryEvent): void;
 }
 
 export interface AcceptOptions {
@@ -38,10 +52,12 @@ const queueUnavailable = reply(
 export class Acceptor {
   readonly #writer: MessageWriter;
   readonly #log: Logger;
+  readonly #events: EventSink | undefined;
 
-  constructor(writer: MessageWriter, log: Logger) {
+  constructor(writer: MessageWriter, log: Logger, events?: EventSink) {
     this.#writer = writer;
     this.#log = log;
+    this.#events = events;
   }
 
   envelopes(
@@ -143,6 +159,8 @@ export class Acceptor {
       span.end();
       return queueUnavailable;
     }
+    // After the queue's ack: an ACCEPTED event never names a message that was refused.
+    this.#events?.emit(acceptedEvent(envelopes, session, message, body));
     this.#log.info(
       {
         messageId,
@@ -156,4 +174,36 @@ export class Acceptor {
     span.end();
     return reply(ReplyCode.Ok, Enhanced.Ok, `OK queued as ${messageId}`);
   }
+}
+
+/** The ACCEPTED event of a queued message: who sent what, how big, to whom, from where. */
+export function acceptedEvent(
+  envelopes: readonly Envelope[],
+  session: SessionInfo,
+  message: Buffer,
+  body: Buffer,
+): DeliveryEvent {
+  const first = envelopes[0] as Envelope;
+  const atMs = first.receivedAt
+    ? Number(first.receivedAt.seconds) * 1000 + Math.floor(first.receivedAt.nanos / 1e6)
+    : Date.now();
+  return deliveryEvent({
+    eventId: `${first.messageId}.accepted`,
+    kind: EventKind.ACCEPTED,
+    messageId: first.messageId,
+    destinationDomain: envelopes.length === 1 ? first.destinationDomain : '',
+    recipients: envelopes.flatMap((e) => e.recipients.map((r) => r.address)),
+    atMs,
+    attempt: 0,
+    remoteHost: session.helo ?? '',
+    remoteAddress: '',
+    tlsProtocol: session.tls?.protocol ?? '',
+    durationMs: 0n,
+    trace: first.trace,
+    error: '',
+    sender: first.sender,
+    size: BigInt(message.length),
+    headerMessageId: headerMessageId(body),
+    clientAddress: session.remoteAddress,
+  });
 }

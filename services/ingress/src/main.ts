@@ -7,7 +7,7 @@ import { Kvm } from '@nats-io/kv';
 import { connect } from '@nats-io/transport-node';
 import { liveDomains } from '@petrel/config';
 import { DnsResolver } from '@petrel/dns';
-import { AckPublisher, ensureStreams, publishMessage } from '@petrel/queue';
+import { AckPublisher, EventBatcher, ensureStreams, publishMessage } from '@petrel/queue';
 import { ListenerMode } from '@petrel/smtp';
 import { createLogger } from '@petrel/telemetry';
 import { startTracing } from '@petrel/telemetry/sdk';
@@ -65,6 +65,16 @@ async function main(): Promise<void> {
   const publisher = new AckPublisher(nc);
   // The publishes of one event-loop turn go to NATS in one write (turn-batch.ts).
   const publishes = new TurnBatch();
+  // ACCEPTED events for the recorder (docs/state.md): published after the message, not waited for.
+  const events = new EventBatcher({
+    publisher,
+    timeoutMs: config.publishTimeoutMs,
+    onError: (error, sent) =>
+      log.warn(
+        { err: error, events: sent.length, eventIds: sent.slice(0, 5).map((e) => e.eventId) },
+        'event publish failed',
+      ),
+  });
   const acceptor = new Acceptor(
     {
       write: (messageId, envelopes, body) =>
@@ -79,6 +89,7 @@ async function main(): Promise<void> {
         ),
     },
     log,
+    events,
   );
   const handler = ingressHandler({
     hostname: config.hostname,
@@ -160,6 +171,7 @@ async function main(): Promise<void> {
     );
     process.send?.({ type: 'stopping', component: 'ingress' });
     await Promise.all(listeners.map((l) => l.listener.close(config.shutdownGraceMs)));
+    await events.drain();
     publisher.close();
     certificates.close();
     domains.close();

@@ -22,6 +22,7 @@ export interface PetrelDevOptions {
   submissionPort?: number;
   smtpsPort?: number;
   httpPort?: number;
+  apiPort?: number;
   dnsServer?: string;
   /** Extra environment for all components (e.g. PETREL_RETRY_DELAYS_MS). */
   env?: Record<string, string>;
@@ -33,6 +34,8 @@ export interface PetrelDev {
   readonly submissionPort: number;
   readonly smtpsPort: number;
   readonly httpPort: number;
+  /** The recorder's trace API. */
+  readonly apiPort: number;
   readonly dataDir: string;
   /** The local-mode certificate (self-signed) the TLS listeners serve, PEM; a CA for clients. */
   readonly certificatePath: string;
@@ -65,6 +68,7 @@ export async function startPetrelDev(after: After, options: PetrelDevOptions): P
   const submissionPort = options.submissionPort ?? (await freePort());
   const smtpsPort = options.smtpsPort ?? (await freePort());
   const httpPort = options.httpPort ?? (await freePort());
+  const apiPort = options.apiPort ?? (await freePort());
   const args = [
     PETREL_BIN,
     'dev',
@@ -80,6 +84,8 @@ export async function startPetrelDev(after: After, options: PetrelDevOptions): P
     String(smtpsPort),
     '--http-port',
     String(httpPort),
+    '--api-port',
+    String(apiPort),
   ];
   // Tests never reach the machine's resolvers: without a DNS server of the test's own, an empty
   // one (every name NXDOMAIN) answers the SPF/DKIM/DMARC lookups.
@@ -114,6 +120,7 @@ export async function startPetrelDev(after: After, options: PetrelDevOptions): P
     submissionPort,
     smtpsPort,
     httpPort,
+    apiPort,
     dataDir,
     certificatePath: join(dataDir, 'tls', 'self-signed', 'tls.crt'),
     pgid,

@@ -122,6 +122,39 @@ export declare type DeliveryEvent = Message<"petrel.v1.DeliveryEvent"> & {
    * @generated from field: string error = 14;
    */
   error: string;
+
+  /**
+   * The envelope sender (RFC 5321 reverse-path; empty for the null sender). On every event, so
+   * that per-domain consumers (webhooks) need no lookup.
+   *
+   * @generated from field: string sender = 15;
+   */
+  sender: string;
+
+  /**
+   * ACCEPTED only: the message size in octets, its Message-ID header field (RFC 5322 §3.6.4,
+   * without angle brackets) and the client's address.
+   *
+   * @generated from field: uint64 size = 16;
+   */
+  size: bigint;
+
+  /**
+   * @generated from field: string header_message_id = 17;
+   */
+  headerMessageId: string;
+
+  /**
+   * @generated from field: string client_address = 18;
+   */
+  clientAddress: string;
+
+  /**
+   * BOUNCED, EXPIRED and DEFERRED (delay notice): the queue id of the DSN sent to the sender.
+   *
+   * @generated from field: string dsn_message_id = 19;
+   */
+  dsnMessageId: string;
 };
 
 /**
@@ -193,6 +226,20 @@ export enum EventKind {
    * @generated from enum value: EVENT_KIND_EXPIRED = 5;
    */
   EXPIRED = 5,
+
+  /**
+   * The recipient was put on the suppression list (a hard bounce, or an operator).
+   *
+   * @generated from enum value: EVENT_KIND_SUPPRESSED = 6;
+   */
+  SUPPRESSED = 6,
+
+  /**
+   * An operator removed the recipients' queued mail without a DSN (queue purge).
+   *
+   * @generated from enum value: EVENT_KIND_PURGED = 7;
+   */
+  PURGED = 7,
 }
 
 /**

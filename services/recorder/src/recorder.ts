@@ -1,0 +1,223 @@
+/**
+ * The recorder's consumer (docs/state.md): a durable pull consumer on PETREL_EVENTS whose
+ * messages are written to Postgres in batches (EventWriter) and acked only once written. Postgres
+ * down: the batch in hand is retried with backoff and kept from redelivery (working()); nothing
+ * more is pulled meanwhile, so the events wait in JetStream (kept a week) and the mail path,
+ * which never waits for the recorder, is untouched. Caught up afterwards in stream order.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  AckPolicy,
+  type Consumer,
+  DeliverPolicy,
+  type JetStreamClient,
+  type JetStreamManager,
+  type JsMsg,
+} from '@nats-io/jetstream';
+import type { DeliveryEvent } from '@petrel/proto';
+import { decodeEvents, STREAM_EVENTS } from '@petrel/queue';
+import type { Logger } from '@petrel/telemetry';
+import type { EventWriter } from './writer.ts';
+
+export const RECORDER_CONSUMER = 'recorder';
+const NANOS_PER_MS = 1_000_000;
+
+export interface RecorderOptions {
+  /** Events per Postgres transaction (default 5,000). */
+  readonly maxEvents?: number;
+  /** Unacked messages the consumer lets out at once (default 20,000). */
+  readonly maxAckPending?: number;
+  readonly ackWaitMs?: number;
+}
+
+export interface RecorderDeps {
+  readonly js: JetStreamClient;
+  readonly jsm: JetStreamManager;
+  readonly writer: EventWriter;
+  readonly log: Logger;
+  readonly options?: RecorderOptions;
+}
+
+export interface RecorderStats {
+  /** Events stored, duplicates skipped, too old to keep, messages that did not decode. */
+  written: number;
+  duplicates: number;
+  expired: number;
+  undecodable: number;
+  /** Stream messages not yet written: not delivered to us yet, or held. */
+  lagMessages: number;
+  /** Age of the oldest event message not yet written, in seconds (0 when caught up). */
+  lagSeconds: number;
+  /** The last write failed (Postgres unreachable): being retried. */
+  failing: boolean;
+}
+
+export async function ensureRecorderConsumer(
+  jsm: JetStreamManager,
+  options: RecorderOptions = {},
+): Promise<void> {
+  const config = {
+    durable_name: RECORDER_CONSUMER,
+    ack_policy: AckPolicy.Explicit,
+    deliver_policy: DeliverPolicy.All,
+    ack_wait: (options.ackWaitMs ?? 60_000) * NANOS_PER_MS,
+    max_ack_pending: options.maxAckPending ?? 20_000,
+    // Never given up on: an event not written is retried until it is (or ages out of the stream).
+    max_deliver: -1,
+  };
+  try {
+    await jsm.consumers.info(STREAM_EVENTS, RECORDER_CONSUMER);
+    await jsm.consumers.update(STREAM_EVENTS, RECORDER_CONSUMER, {
+      ack_wait: config.ack_wait,
+      max_ack_pending: config.max_ack_pending,
+    });
+  } catch {
+    await jsm.consumers.add(STREAM_EVENTS, config);
+  }
+}
+
+export class Recorder {
+  readonly #deps: RecorderDeps;
+  readonly #abort = new AbortController();
+  readonly stats: RecorderStats = {
+    written: 0,
+    duplicates: 0,
+    expired: 0,
+    undecodable: 0,
+    lagMessages: 0,
+    lagSeconds: 0,
+    failing: false,
+  };
+  /** Stream time (ms) of the oldest message received and not yet written. */
+  #oldestHeld: number | undefined;
+  #running: Promise<void> | undefined;
+  #stop: (() => void) | undefined;
+
+  constructor(deps: RecorderDeps) {
+    this.#deps = deps;
+  }
+
+  start(): void {
+    this.#running ??= this.#run();
+  }
+
+  async stop(): Promise<void> {
+    this.#abort.abort();
+    this.#stop?.();
+    await this.#running;
+  }
+
+  /** Refreshes the lag figures from the consumer's state. */
+  async refreshLag(): Promise<RecorderStats> {
+    const info = await this.#deps.jsm.consumers.info(STREAM_EVENTS, RECORDER_CONSUMER);
+    this.stats.lagMessages = info.num_pending + info.num_ack_pending;
+    let oldest = this.#oldestHeld;
+    if (oldest === undefined && info.num_pending > 0) {
+      // Nothing in hand: the oldest waiting message is the next one the consumer will deliver.
+      const next = await this.#deps.jsm.streams
+        .getMessage(STREAM_EVENTS, { seq: info.delivered.stream_seq + 1 })
+        .catch(() => null);
+      oldest = next?.timestamp === undefined ? undefined : Date.parse(next.timestamp);
+    }
+    this.stats.lagSeconds =
+      this.stats.lagMessages === 0 || oldest === undefined ? 0 : Math.max(0, (Date.now() - oldest) / 1000);
+    return this.stats;
+  }
+
+  async #run(): Promise<void> {
+    const signal = this.#abort.signal;
+    let pause = 250;
+    while (!signal.aborted) {
+      try {
+        const consumer = await this.#deps.js.consumers.get(STREAM_EVENTS, RECORDER_CONSUMER);
+        await this.#consume(consumer);
+        pause = 250;
+      } catch (error) {
+        if (signal.aborted) break;
+        this.#deps.log.warn({ err: error }, 'event consumer interrupted; consuming again');
+        await sleep(pause, undefined, { signal }).catch(() => undefined);
+        pause = Math.min(pause * 2, 5_000);
+      }
+    }
+  }
+
+  async #consume(consumer: Consumer): Promise<void> {
+    const max = this.#deps.options?.maxEvents ?? 5_000;
+    const messages = await consumer.consume({ max_messages: 1_000 });
+    this.#stop = () => void messages.close();
+    let pending: JsMsg[] = [];
+    let scheduled = false;
+    let writes: Promise<void> = Promise.resolve();
+    const flush = (): void => {
+      scheduled = false;
+      const batch = pending;
+      pending = [];
+      if (batch.length > 0) writes = writes.then(() => this.#writeUntilDone(batch));
+    };
+    for await (const m of messages) {
+      if (this.#abort.signal.aborted) break;
+      this.#oldestHeld ??= Math.floor(m.info.timestampNanos / NANOS_PER_MS);
+      pending.push(m);
+      // The messages already buffered arrive within this turn: one write for all of them.
+      if (!scheduled) {
+        scheduled = true;
+        setImmediate(flush);
+      }
+      // Writes slower than the stream (or failing): stop reading, so that only the consumer's
+      // buffer fills and the rest waits in JetStream.
+      if (pending.length >= max) {
+        flush();
+        await writes;
+      }
+    }
+    flush();
+    await writes;
+  }
+
+  /** Writes the messages' events, retrying until Postgres takes them, then acks the messages. */
+  async #writeUntilDone(messages: readonly JsMsg[]): Promise<void> {
+    const { writer, log } = this.#deps;
+    const max = this.#deps.options?.maxEvents ?? 5_000;
+    const events: DeliveryEvent[] = [];
+    const decoded: JsMsg[] = [];
+    for (const m of messages) {
+      try {
+        events.push(...decodeEvents(m.subject, m.data));
+        decoded.push(m);
+      } catch (error) {
+        // Not ours to understand: kept out of the state, and out of the consumer's way.
+        this.stats.undecodable++;
+        log.error({ err: error, subject: m.subject, seq: m.seq }, 'event message does not decode; skipped');
+        m.term('undecodable');
+      }
+    }
+    let pause = 250;
+    let lastProgress = Date.now();
+    for (let i = 0; i < events.length; ) {
+      const chunk = events.slice(i, i + max);
+      try {
+        const result = await writer.write(chunk);
+        this.stats.written += result.written;
+        this.stats.duplicates += result.duplicates;
+        this.stats.expired += result.expired;
+        if (this.stats.failing) log.info('Postgres writes resumed');
+        this.stats.failing = false;
+        pause = 250;
+        i += chunk.length;
+      } catch (error) {
+        if (!this.stats.failing) log.warn({ err: error }, 'writing events to Postgres failed; retrying');
+        this.stats.failing = true;
+        if (this.#abort.signal.aborted) return; // unacked: redelivered to whoever runs next
+        // Held, not redelivered to another recorder meanwhile.
+        if (Date.now() - lastProgress > 10_000) {
+          for (const m of decoded) m.working();
+          lastProgress = Date.now();
+        }
+        await sleep(pause, undefined, { signal: this.#abort.signal }).catch(() => undefined);
+        pause = Math.min(pause * 2, 5_000);
+      }
+    }
+    for (const m of decoded) m.ack();
+    this.#oldestHeld = undefined;
+  }
+}
