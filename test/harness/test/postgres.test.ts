@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { test } from 'node:test';
+import { promisify } from 'node:util';
 import { loadMigrations, migrate, StoreError } from '@petrel/store';
 import pg from 'pg';
 import { startPostgres } from '../src/index.ts';
@@ -52,4 +54,39 @@ test('Postgres starts on a free loopback port, runs the migrations (concurrently
 
   await server.stop();
   assert.equal(server.process.running, false);
+});
+
+test('migrations run concurrently from two processes: each file applied once, both processes succeed', async (t) => {
+  const server = await startPostgres(t.after.bind(t));
+  const known = await loadMigrations();
+  // Two separate Node processes, as two pods starting together, each running the migrator.
+  const script = `import { migrate } from '@petrel/store';
+    const r = await migrate(process.argv[1]);
+    process.stdout.write(JSON.stringify(r));`;
+  const run = () =>
+    promisify(execFile)(process.execPath, ['--input-type=module', '-e', script, server.databaseUrl], {
+      timeout: 120_000,
+    });
+  const results = (await Promise.all([run(), run()])).map(
+    (r) => JSON.parse(r.stdout) as { applied: number[]; version: number },
+  );
+  assert.deepEqual(
+    results.flatMap((r) => r.applied).sort(),
+    known.map((m) => m.version).sort(),
+    'every migration applied by exactly one of the two',
+  );
+  for (const r of results) assert.equal(r.version, known.at(-1)?.version);
+  const client = new pg.Client({ connectionString: server.databaseUrl });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ version: number }>(
+      'SELECT version FROM petrel_migrations ORDER BY version',
+    );
+    assert.deepEqual(
+      rows.map((r) => r.version),
+      known.map((m) => m.version),
+    );
+  } finally {
+    await client.end();
+  }
 });
