@@ -76,6 +76,12 @@ export async function ensureRecorderConsumer(
   }
 }
 
+/** Stream messages received and their decoded events, written together. */
+interface Received {
+  readonly messages: JsMsg[];
+  readonly events: DeliveryEvent[];
+}
+
 export class Recorder {
   readonly #deps: RecorderDeps;
   readonly #abort = new AbortController();
@@ -145,19 +151,33 @@ export class Recorder {
     const max = this.#deps.options?.maxEvents ?? 5_000;
     const messages = await consumer.consume({ max_messages: 1_000 });
     this.#stop = () => void messages.close();
-    let pending: JsMsg[] = [];
+    let pending: Received = { messages: [], events: [] };
     let scheduled = false;
     let writes: Promise<void> = Promise.resolve();
     const flush = (): void => {
       scheduled = false;
       const batch = pending;
-      pending = [];
-      if (batch.length > 0) writes = writes.then(() => this.#writeUntilDone(batch));
+      pending = { messages: [], events: [] };
+      if (batch.messages.length > 0) writes = writes.then(() => this.#writeUntilDone(batch));
     };
     for await (const m of messages) {
       if (this.#abort.signal.aborted) break;
       this.#oldestHeld ??= Math.floor(m.info.timestampNanos / NANOS_PER_MS);
-      pending.push(m);
+      // Decoded on arrival: while the previous batch is in Postgres, not after.
+      try {
+        const events = decodeEvents(m.subject, m.data);
+        for (const e of events) pending.events.push(e);
+        pending.messages.push(m);
+      } catch (error) {
+        // Not ours to understand: kept out of the state, and out of the consumer's way.
+        this.stats.undecodable++;
+        this.#deps.log.error(
+          { err: error, subject: m.subject, seq: m.seq },
+          'event message does not decode; skipped',
+        );
+        m.term('undecodable');
+        continue;
+      }
       // The messages already buffered arrive within this turn: one write for all of them.
       if (!scheduled) {
         scheduled = true;
@@ -165,7 +185,7 @@ export class Recorder {
       }
       // Writes slower than the stream (or failing): stop reading, so that only the consumer's
       // buffer fills and the rest waits in JetStream.
-      if (pending.length >= max) {
+      if (pending.events.length >= max) {
         flush();
         await writes;
       }
@@ -175,22 +195,10 @@ export class Recorder {
   }
 
   /** Writes the messages' events, retrying until Postgres takes them, then acks the messages. */
-  async #writeUntilDone(messages: readonly JsMsg[]): Promise<void> {
+  async #writeUntilDone(received: Received): Promise<void> {
     const { writer, log } = this.#deps;
     const max = this.#deps.options?.maxEvents ?? 5_000;
-    const events: DeliveryEvent[] = [];
-    const decoded: JsMsg[] = [];
-    for (const m of messages) {
-      try {
-        events.push(...decodeEvents(m.subject, m.data));
-        decoded.push(m);
-      } catch (error) {
-        // Not ours to understand: kept out of the state, and out of the consumer's way.
-        this.stats.undecodable++;
-        log.error({ err: error, subject: m.subject, seq: m.seq }, 'event message does not decode; skipped');
-        m.term('undecodable');
-      }
-    }
+    const { events, messages: decoded } = received;
     let pause = 250;
     let lastProgress = Date.now();
     for (let i = 0; i < events.length; ) {

@@ -44,7 +44,9 @@ test('the recorder turns event stories into messages, recipients and timelines; 
   await ensureDatabase(server.url, 'replay');
   await migrate(server.urlFor('replay'));
   const db = new pg.Pool({ connectionString: server.databaseUrl });
+  db.on('error', () => undefined); // connections of a server being stopped
   const replayDb = new pg.Pool({ connectionString: server.urlFor('replay') });
+  replayDb.on('error', () => undefined); // connections of a server being stopped
   try {
     const s = stories();
     const all: DeliveryEvent[] = [
@@ -189,6 +191,7 @@ test('events out of order (delivered before accepted, deferral after delivery) e
   const server = await startPostgres(t.after.bind(t));
   await migrate(server.databaseUrl);
   const db = new pg.Pool({ connectionString: server.databaseUrl });
+  db.on('error', () => undefined); // connections of a server being stopped
   try {
     const writer = new EventWriter(db);
     const story = deferredThenDelivered(NOW - 60_000);
@@ -226,6 +229,7 @@ test('events older than the retention are not kept; their partitions are not mad
   const server = await startPostgres(t.after.bind(t));
   await migrate(server.databaseUrl);
   const db = new pg.Pool({ connectionString: server.databaseUrl });
+  db.on('error', () => undefined); // connections of a server being stopped
   try {
     const writer = new EventWriter(db, { retentionDays: 3 });
     const old = delivered(NOW - 5 * 86_400_000);
