@@ -16,6 +16,7 @@ import {
 import { compileDirectory, writeRuntimeConfig } from '@petrel/operator';
 import { ensureStreams } from '@petrel/queue';
 import { ensureDatabase, migrate } from '@petrel/store';
+import { API_TOKEN_FILE, LOCAL_API_FILE } from './local-api.ts';
 import { watchConfigDir } from './watch.ts';
 
 export interface DevOptions {
@@ -33,11 +34,6 @@ export interface DevOptions {
   natsUrl?: string;
   databaseUrl?: string;
 }
-
-/** In the data dir: where `petrel dev`'s API listens (JSON: url, tokenFile), while it runs. */
-export const LOCAL_API_FILE = 'api.json';
-/** In the data dir: the local API's bearer token. */
-export const API_TOKEN_FILE = 'api-token';
 
 const say = (line: string): void => {
   process.stdout.write(`petrel: ${line}\n`);

@@ -25,6 +25,8 @@ const NANOS_PER_MS = 1_000_000;
 export interface RecorderOptions {
   /** Events per Postgres transaction (default 5,000). */
   readonly maxEvents?: number;
+  /** Transactions in flight at once (default 2: Postgres works on one while the next is prepared). */
+  readonly writers?: number;
   /** Unacked messages the consumer lets out at once (default 20,000). */
   readonly maxAckPending?: number;
   readonly ackWaitMs?: number;
@@ -151,14 +153,22 @@ export class Recorder {
     const max = this.#deps.options?.maxEvents ?? 5_000;
     const messages = await consumer.consume({ max_messages: 1_000 });
     this.#stop = () => void messages.close();
+    const writers = this.#deps.options?.writers ?? 2;
     let pending: Received = { messages: [], events: [] };
     let scheduled = false;
-    let writes: Promise<void> = Promise.resolve();
+    // Writes in flight; the order between them does not matter (docs/state.md, "Idempotence").
+    const writes = new Set<Promise<void>>();
     const flush = (): void => {
       scheduled = false;
+      // Every writer busy: the batch grows until one is free (or it is full, below).
+      if (pending.messages.length === 0 || writes.size >= writers) return;
       const batch = pending;
       pending = { messages: [], events: [] };
-      if (batch.messages.length > 0) writes = writes.then(() => this.#writeUntilDone(batch));
+      const write = this.#writeUntilDone(batch).finally(() => {
+        writes.delete(write);
+        flush();
+      });
+      writes.add(write);
     };
     for await (const m of messages) {
       if (this.#abort.signal.aborted) break;
@@ -185,13 +195,15 @@ export class Recorder {
       }
       // Writes slower than the stream (or failing): stop reading, so that only the consumer's
       // buffer fills and the rest waits in JetStream.
-      if (pending.events.length >= max) {
-        flush();
-        await writes;
+      while (pending.events.length >= max) {
+        if (writes.size < writers) flush();
+        else await Promise.race(writes);
       }
     }
-    flush();
-    await writes;
+    while (pending.messages.length > 0 || writes.size > 0) {
+      flush();
+      await Promise.race(writes);
+    }
   }
 
   /** Writes the messages' events, retrying until Postgres takes them, then acks the messages. */
@@ -213,6 +225,9 @@ export class Recorder {
         pause = 250;
         i += chunk.length;
       } catch (error) {
+        // Two writers upserting the same messages can deadlock (rarely: rows are taken in key
+        // order per table); Postgres aborts one, which simply tries again.
+        if ((error as { code?: string }).code === '40P01') continue;
         if (!this.stats.failing) log.warn({ err: error }, 'writing events to Postgres failed; retrying');
         this.stats.failing = true;
         if (this.#abort.signal.aborted) return; // unacked: redelivered to whoever runs next

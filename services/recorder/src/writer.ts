@@ -112,7 +112,10 @@ export class EventWriter {
   async write(batch: readonly DeliveryEvent[]): Promise<WriteResult> {
     // Partitions of days older than this are dropped (or about to be): those events are not kept.
     const oldest = Date.parse(`${utcDay(this.#now() - this.#retentionDays * DAY_MS)}T00:00:00Z`);
-    const events = batch.filter((e) => timeOf(e) >= oldest);
+    // Sorted by id: concurrent writers insert (and lock) in the same order.
+    const events = batch
+      .filter((e) => timeOf(e) >= oldest)
+      .sort((a, b) => (a.eventId < b.eventId ? -1 : a.eventId > b.eventId ? 1 : 0));
     const expired = batch.length - events.length;
     if (events.length === 0) return { written: 0, duplicates: 0, expired };
     const all = fold(events);
