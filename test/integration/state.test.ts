@@ -2,7 +2,8 @@
 // with a scripted next hop. Timelines of delivered, deferred-then-delivered, bounced and expired
 // mail; and Postgres stopped under load: mail keeps flowing, the state catches up.
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { startPostgres as startPostgresProcess } from '@petrel/localenv';
@@ -15,6 +16,7 @@ import {
   tempDir,
   waitFor,
 } from '@petrel/test-harness';
+import { verifySignature } from '@petrel/webhooks';
 import { exampleConfigDir } from './fixtures.ts';
 
 interface Recipient {
@@ -218,4 +220,92 @@ test('Postgres stopped under load: mail keeps flowing, and the state catches up 
       ),
     { timeoutMs: 30_000, message: 'the recorder lag back to 0' },
   );
+});
+
+test("a MailDomain's webhook gets the delivered and bounced events of its mail, signed", async (t) => {
+  const received: { body: string; signature: string; key: string }[] = [];
+  const receiver = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => {
+      body += c.toString();
+    });
+    req.on('end', () => {
+      received.push({
+        body,
+        signature: String(req.headers['petrel-signature'] ?? ''),
+        key: String(req.headers['idempotency-key'] ?? ''),
+      });
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise<void>((r) => receiver.listen({ host: '127.0.0.1', port: 0 }, () => r()));
+  t.after(() => receiver.close());
+  const address = receiver.address();
+  const port = typeof address === 'object' && address !== null ? address.port : 0;
+  const secret = 'webhook-secret-of-sender-example';
+  const configDir = await exampleConfigDir();
+  await writeFile(
+    join(configDir, 'sender-example.yaml'),
+    [
+      'apiVersion: petrel.dev/v1alpha1',
+      'kind: MailDomain',
+      'metadata: {name: sender-example}',
+      'spec:',
+      '  domain: sender.example',
+      '  webhooks:',
+      `    - {name: ops, url: "http://127.0.0.1:${port}/hook", events: [delivered, bounced], secretRef: {name: sender-hooks, key: secret}}`,
+      '---',
+      'apiVersion: v1',
+      'kind: Secret',
+      'metadata: {name: sender-hooks}',
+      `stringData: {secret: "${secret}"}`,
+      '',
+    ].join('\n'),
+  );
+  const sink = await startSmtpSink({ behaviour: scripted() });
+  t.after(() => sink.close());
+  const dev = await startPetrelDev(t.after.bind(t), { configDir, smarthost: sink.address });
+  t.after(() => dev.stop());
+
+  const ok = await send(dev.smtpPort, 'ok@example.org', 'hooked@sender.example');
+  const refused = await send(dev.smtpPort, 'permfail-2@example.org', 'refused@sender.example');
+  const bodies = await waitFor(
+    () => {
+      const parsed = received.map(
+        (r) => JSON.parse(r.body) as { type: string; event: { messageId: string } },
+      );
+      const want = [`delivered ${ok}`, `bounced ${refused}`];
+      const have = parsed.map((p) => `${p.type} ${p.event.messageId}`);
+      return want.every((w) => have.includes(w)) ? parsed : undefined;
+    },
+    { timeoutMs: 60_000, message: 'the delivered and bounced events at the webhook' },
+  );
+  // Only the kinds subscribed to: no deferred, no accepted, no suppressed.
+  assert.ok(
+    bodies.every((b) => b.type === 'delivered' || b.type === 'bounced'),
+    JSON.stringify(bodies),
+  );
+  for (const r of received) {
+    assert.ok(
+      verifySignature(secret, r.signature, r.body),
+      'signature verifies with the subscription secret',
+    );
+    assert.equal(verifySignature('another-secret-entirely', r.signature, r.body), false);
+    assert.match(r.key, /^[0-9a-f]{64}$/);
+  }
+  // The delivery log, through the API.
+  const token = (await readFile(join(dev.dataDir, 'api-token'), 'utf8')).trim();
+  const log = await waitFor(
+    async () => {
+      const r = await api(
+        dev.apiPort,
+        token,
+        '/v1/webhooks/deliveries?subscription=default/sender-example/ops',
+      );
+      const deliveries = (r.body as { deliveries: { statusCode: number; queueId: string }[] }).deliveries;
+      return deliveries.length >= 2 ? deliveries : undefined;
+    },
+    { timeoutMs: 30_000, message: 'the webhook delivery log' },
+  );
+  assert.ok(log.every((d) => d.statusCode === 204));
 });

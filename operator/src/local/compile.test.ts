@@ -52,6 +52,7 @@ test('compiles the minimal MailDomain form of the architecture brief', async () 
         },
         dkimKeys: [],
         outbound: {},
+        webhooks: [],
       },
     ]);
     assert.deepEqual(config.policies, []);
@@ -318,5 +319,124 @@ spec:
     );
     assert.match(String(error), /domain partner.example is already matched by/);
     assert.match(String(error), /Secret relay not found/);
+  });
+});
+
+const hooked = `apiVersion: petrel.dev/v1alpha1
+kind: MailDomain
+metadata: {name: hooked, namespace: mail}
+spec:
+  domain: hooked.example
+  webhooks:
+    - name: ops
+      url: https://hooks.example.com/petrel
+      events: [delivered, deferred, bounced, expired, suppressed]
+      secretRef: {name: hooked-webhooks, key: ops}
+    - name: bounces
+      url: http://127.0.0.1:8080/bounces
+      events: [bounced]
+      secretRef: {name: hooked-webhooks, key: bounces}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: hooked-webhooks}
+stringData: {ops: "ops-secret-0123456789abcdef", bounces: "bounces-secret-0123456789"}
+`;
+
+test('webhook subscriptions compile with their secrets resolved and are found by domain and id', async () => {
+  await withDir({ 'hooked.yaml': hooked }, async (dir) => {
+    const config = await compileDirectory(dir, 1);
+    assert.deepEqual(config.domains[0]?.webhooks, [
+      {
+        id: 'mail/hooked/ops',
+        name: 'ops',
+        url: 'https://hooks.example.com/petrel',
+        events: ['delivered', 'deferred', 'bounced', 'expired', 'suppressed'],
+        secret: 'ops-secret-0123456789abcdef',
+      },
+      {
+        id: 'mail/hooked/bounces',
+        name: 'bounces',
+        url: 'http://127.0.0.1:8080/bounces',
+        events: ['bounced'],
+        secret: 'bounces-secret-0123456789',
+      },
+    ]);
+    const index = new DomainIndex(config);
+    assert.equal(index.hasWebhooks, true);
+    assert.deepEqual(
+      index.webhooks('Hooked.Example').map((w) => w.id),
+      ['mail/hooked/ops', 'mail/hooked/bounces'],
+    );
+    assert.equal(index.webhook('mail/hooked/bounces')?.domain.domain, 'hooked.example');
+    assert.equal(index.webhook('mail/hooked/bounces')?.webhook.secret, 'bounces-secret-0123456789');
+    assert.equal(index.webhook('mail/hooked/nope'), undefined);
+    assert.deepEqual(index.webhooks('other.example'), []);
+  });
+});
+
+test('webhook secrets that are missing, absent or too short, and reused ids, are reported', async () => {
+  const broken = hooked
+    .replace('key: bounces}', 'key: nope}')
+    .replace('ops: "ops-secret-0123456789abcdef"', 'ops: "short"');
+  const elsewhere = (hooked.split('---')[0] ?? '')
+    .replace('name: hooked, namespace: mail', 'name: elsewhere, namespace: mail')
+    .replace('domain: hooked.example', 'domain: elsewhere.example')
+    .replace('name: hooked-webhooks, key: ops', 'name: nowhere, key: ops');
+  await withDir({ 'a.yaml': broken, 'b.yaml': elsewhere }, async (dir) => {
+    await assert.rejects(compileDirectory(dir, 1), (error: unknown) => {
+      assert.ok(error instanceof ConfigError);
+      assert.equal(error.code, 'PETREL_ERR_INVALID_MANIFEST');
+      assert.match(
+        error.message,
+        /a\.yaml#1: MailDomain hooked: webhook ops: Secret hooked-webhooks key ops is shorter than 16 characters/,
+      );
+      assert.match(
+        error.message,
+        /a\.yaml#1: MailDomain hooked: webhook bounces: Secret hooked-webhooks has no key nope/,
+      );
+      assert.match(error.message, /b\.yaml#1: MailDomain elsewhere: webhook ops: Secret nowhere not found/);
+      return true;
+    });
+  });
+  // The same MailDomain name in one namespace (another domain): the subscription ids would clash.
+  const twin = (hooked.split('---')[0] ?? '').replace('domain: hooked.example', 'domain: twin.example');
+  await withDir({ 'a.yaml': hooked, 'b.yaml': twin }, async (dir) => {
+    await assert.rejects(compileDirectory(dir, 1), (error: unknown) => {
+      assert.ok(error instanceof ConfigError);
+      assert.match(
+        error.message,
+        /b\.yaml#1: MailDomain hooked: webhook ops: webhook id mail\/hooked\/ops is already declared in a\.yaml#1/,
+      );
+      return true;
+    });
+  });
+});
+
+test('invalid webhook subscriptions are refused with the field and the reason', async () => {
+  const invalid = hooked
+    .replace('url: https://hooks.example.com/petrel', 'url: ftp://hooks.example.com/petrel')
+    .replace('events: [bounced]', 'events: [bounced, accepted]');
+  await withDir({ 'a.yaml': invalid }, async (dir) => {
+    await assert.rejects(compileDirectory(dir, 1), (error: unknown) => {
+      assert.ok(error instanceof ConfigError);
+      assert.match(error.message, /a\.yaml#1: invalid MailDomain:/);
+      assert.match(error.message, /must be an http:\/\/ or https:\/\/ URL\s+→ at spec\.webhooks\[0\]\.url/);
+      assert.match(
+        error.message,
+        /must be one of delivered, deferred, bounced, expired, suppressed\s+→ at spec\.webhooks\[1\]\.events\[1\]/,
+      );
+      return true;
+    });
+  });
+  await withDir({ 'a.yaml': hooked.replace('name: bounces', 'name: ops') }, async (dir) => {
+    await assert.rejects(compileDirectory(dir, 1), (error: unknown) => {
+      assert.ok(error instanceof ConfigError);
+      assert.match(
+        error.message,
+        /webhook name ops is used twice; names must be unique within the MailDomain\s+→ at spec\.webhooks\[1\]\.name/,
+      );
+      return true;
+    });
   });
 });

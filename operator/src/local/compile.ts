@@ -14,6 +14,7 @@ import {
   RuntimeConfigSchema,
   type RuntimeInbound,
   type RuntimePolicy,
+  type RuntimeWebhook,
   type Secret,
   SecretSchema,
 } from '@petrel/config';
@@ -130,6 +131,7 @@ export async function compileDirectory(dir: string, generation: number): Promise
       } else keys.push({ selector: key.selector, algorithm: key.algorithm, privateKeyPem: pem });
     }
   }
+  const webhooks = compileWebhooks(domains, secrets, problems);
   const runtimePolicies = compilePolicies(policies, secrets, problems);
   if (problems.length > 0) {
     throw new ConfigError(
@@ -160,9 +162,50 @@ export async function compileDirectory(dir: string, generation: number): Promise
           ? {}
           : { queueLifetimeMs: parseDuration(value.spec.outbound.queueLifetime) }),
       },
+      webhooks: webhooks.get(value) ?? [],
     })),
     policies: runtimePolicies,
   });
+}
+
+const MIN_WEBHOOK_SECRET = 16;
+
+/**
+ * The webhook subscriptions of every MailDomain with their signing secrets resolved. The id
+ * `<namespace>/<maildomain>/<name>` names a subscription in the jobs and the delivery log, so it
+ * must be unique across the directory (two MailDomains of one name would share it).
+ */
+function compileWebhooks(
+  domains: readonly Located<MailDomain>[],
+  secrets: ReadonlyMap<string, Secret>,
+  problems: string[],
+): Map<MailDomain, RuntimeWebhook[]> {
+  const out = new Map<MailDomain, RuntimeWebhook[]>();
+  const ids = new Map<string, string>();
+  for (const { value, where } of domains) {
+    const hooks: RuntimeWebhook[] = [];
+    out.set(value, hooks);
+    for (const hook of value.spec.webhooks ?? []) {
+      const label = `${where}: MailDomain ${value.metadata.name}: webhook ${hook.name}`;
+      const id = `${value.metadata.namespace ?? 'default'}/${value.metadata.name}/${hook.name}`;
+      const other = ids.get(id);
+      if (other !== undefined) problems.push(`${label}: webhook id ${id} is already declared in ${other}`);
+      ids.set(id, where);
+      const ref = hook.secretRef;
+      const secret = secrets.get(ref.name);
+      const signingSecret = secret === undefined ? undefined : secretValue(secret, ref.key);
+      if (secret === undefined) problems.push(`${label}: Secret ${ref.name} not found`);
+      else if (signingSecret === undefined)
+        problems.push(`${label}: Secret ${ref.name} has no key ${ref.key}`);
+      else if (signingSecret.length < MIN_WEBHOOK_SECRET) {
+        // A short HMAC key can be guessed from signed payloads; receivers trust what it signs.
+        problems.push(
+          `${label}: Secret ${ref.name} key ${ref.key} is shorter than ${MIN_WEBHOOK_SECRET} characters; use a random secret of 32 or more`,
+        );
+      } else hooks.push({ id, name: hook.name, url: hook.url, events: hook.events, secret: signingSecret });
+    }
+  }
+  return out;
 }
 
 /**

@@ -20,6 +20,10 @@ export {
   SecretSchema,
   SubmissionUserSchema,
   TarpitSchema,
+  WEBHOOK_EVENTS,
+  type WebhookEvent,
+  WebhookSubscriptionSchema,
+  WebhooksSchema,
 } from './manifests.ts';
 export {
   DomainIndex,
@@ -38,5 +42,7 @@ export {
   RuntimePolicySchema,
   type RuntimeUser,
   RuntimeUserSchema,
+  type RuntimeWebhook,
+  RuntimeWebhookSchema,
   watchRuntimeConfig,
 } from './runtime.ts';

@@ -46,3 +46,47 @@ test('unknown inbound fields and bad values are refused', () => {
     assert.equal(result.success, false, JSON.stringify(inbound));
   }
 });
+
+const hook = {
+  name: 'ops',
+  url: 'https://hooks.example.com/petrel',
+  events: ['delivered', 'bounced'],
+  secretRef: { name: 'example-org-webhooks', key: 'secret' },
+};
+
+function webhookIssues(webhooks: unknown[]): string[] {
+  const result = MailDomainSchema.safeParse({ ...base, spec: { domain: 'example.org', webhooks } });
+  return result.success ? [] : result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+}
+
+test('webhook subscriptions: a valid one is kept as written', () => {
+  const domain = MailDomainSchema.parse({ ...base, spec: { domain: 'example.org', webhooks: [hook] } });
+  assert.deepEqual(domain.spec.webhooks, [hook]);
+  assert.deepEqual(webhookIssues([{ ...hook, url: 'http://127.0.0.1:8080/hooks' }]), []);
+});
+
+test('webhook subscriptions: bad URLs, events and names are refused with clear messages', () => {
+  const cases: [unknown, string][] = [
+    [{ ...hook, url: 'ftp://hooks.example.com/' }, 'spec.webhooks.0.url: must be an http:// or https:// URL'],
+    [{ ...hook, url: 'hooks.example.com/petrel' }, 'spec.webhooks.0.url: must be an http:// or https:// URL'],
+    [
+      { ...hook, events: [] },
+      'spec.webhooks.0.events: must name at least one event (delivered, deferred, bounced, expired, suppressed)',
+    ],
+    [
+      { ...hook, events: ['delivered', 'accepted'] },
+      'spec.webhooks.0.events.1: must be one of delivered, deferred, bounced, expired, suppressed',
+    ],
+    [{ ...hook, events: ['bounced', 'bounced'] }, 'spec.webhooks.0.events: must not name an event twice'],
+    [{ ...hook, name: 'Ops Team' }, 'spec.webhooks.0.name: must be a DNS label (a-z, 0-9 and -, at most 63)'],
+    [
+      { ...hook, secretRef: undefined },
+      'spec.webhooks.0.secretRef: Invalid input: expected object, received undefined',
+    ],
+    [{ ...hook, headers: {} }, 'spec.webhooks.0: Unrecognized key: "headers"'],
+  ];
+  for (const [webhook, message] of cases) assert.deepEqual(webhookIssues([webhook]), [message]);
+  assert.deepEqual(webhookIssues([hook, { ...hook, url: 'https://other.example/' }]), [
+    'spec.webhooks.1.name: webhook name ops is used twice; names must be unique within the MailDomain',
+  ]);
+});

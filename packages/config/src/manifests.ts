@@ -109,12 +109,49 @@ export const OutboundSchema = z.strictObject({
   queueLifetime: duration.optional(),
 });
 
+/** The delivery events a webhook may subscribe to (docs/webhooks.md); ACCEPTED and PURGED are not offered. */
+export const WEBHOOK_EVENTS = ['delivered', 'deferred', 'bounced', 'expired', 'suppressed'] as const;
+export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
+
+/** One webhook subscription of a MailDomain: events POSTed to `url`, signed with the Secret's value. */
+export const WebhookSubscriptionSchema = z.strictObject({
+  /** Unique within the MailDomain; part of the subscription's id `<namespace>/<maildomain>/<name>`. */
+  name: z
+    .string()
+    .regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'must be a DNS label (a-z, 0-9 and -, at most 63)'),
+  url: z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' }),
+  events: z
+    .array(z.enum(WEBHOOK_EVENTS, { error: `must be one of ${WEBHOOK_EVENTS.join(', ')}` }))
+    .min(1, `must name at least one event (${WEBHOOK_EVENTS.join(', ')})`)
+    .refine((events) => new Set(events).size === events.length, 'must not name an event twice'),
+  /** The HMAC-SHA256 signing secret (Petrel-Signature header). */
+  secretRef: SecretKeyRefSchema,
+});
+
+export const WebhooksSchema = z
+  .array(WebhookSubscriptionSchema)
+  .max(20)
+  .superRefine((hooks, ctx) => {
+    const seen = new Set<string>();
+    hooks.forEach((hook, index) => {
+      if (seen.has(hook.name)) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `webhook name ${hook.name} is used twice; names must be unique within the MailDomain`,
+          path: [index, 'name'],
+        });
+      }
+      seen.add(hook.name);
+    });
+  });
+
 export const MailDomainSpecSchema = z.strictObject({
   domain: domainName,
   outbound: OutboundSchema.optional(),
   dkim: z.strictObject({ keys: z.array(DkimKeySchema).max(4).default([]) }).optional(),
   inbound: InboundSchema.optional(),
   submission: z.strictObject({ users: z.array(SubmissionUserSchema).default([]) }).optional(),
+  webhooks: WebhooksSchema.optional(),
 });
 
 /** A petrel.dev/v1alpha1 resource of `kind` with this spec. */

@@ -63,3 +63,38 @@ test('a runtime config without passwords or inbound settings is refused', () => 
     );
   }
 });
+
+test('DomainIndex finds webhook subscriptions by domain and by id; a bad one is refused', () => {
+  const withHooks = structuredClone(config) as typeof config & {
+    domains: { webhooks?: unknown[] }[];
+  };
+  const hook = {
+    id: 'default/b/ops',
+    name: 'ops',
+    url: 'https://hooks.b.example/petrel',
+    events: ['delivered', 'bounced'],
+    secret: 'b-secret-0123456789',
+  };
+  const b = withHooks.domains[1];
+  if (b !== undefined) b.webhooks = [hook];
+  const index = new DomainIndex(parseRuntimeConfig(withHooks, 'test'));
+  assert.equal(index.hasWebhooks, true);
+  assert.deepEqual(index.webhooks('B.example'), [hook]);
+  assert.deepEqual(index.webhooks('a.example'), []);
+  assert.deepEqual(index.webhooks('c.example'), []);
+  assert.equal(index.webhook('default/b/ops')?.domain.domain, 'b.example');
+  assert.equal(index.webhook('default/b/ops')?.webhook.secret, 'b-secret-0123456789');
+  assert.equal(index.webhook('default/a/ops'), undefined);
+  assert.equal(new DomainIndex(parseRuntimeConfig(config, 'test')).hasWebhooks, false);
+
+  for (const bad of [
+    { ...hook, secret: '' },
+    { ...hook, events: ['accepted'] },
+    { ...hook, url: 'ftp://x.example/' },
+  ]) {
+    const copy = structuredClone(withHooks);
+    const d = copy.domains[1];
+    if (d !== undefined) d.webhooks = [bad];
+    assert.throws(() => parseRuntimeConfig(copy, 'bad.json'), ConfigError);
+  }
+});

@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { z } from 'zod';
 import { ConfigError, ConfigErrorCode } from './errors.ts';
+import { WEBHOOK_EVENTS } from './manifests.ts';
 
 /**
  * The runtime config: what the operator (or `petrel dev`'s local mode) compiles from the
@@ -40,6 +41,17 @@ export const RuntimeInboundSchema = z.strictObject({
   tarpit: z.strictObject({ enabled: z.boolean(), delayMs: z.number().int().nonnegative() }),
 });
 
+/** A webhook subscription of a domain (MailDomain spec.webhooks), its secret resolved. */
+export const RuntimeWebhookSchema = z.strictObject({
+  /** `<namespace>/<maildomain>/<name>`: stable across compiles; the jobs and the delivery log use it. */
+  id: z.string().min(1),
+  name: z.string().min(1),
+  url: z.url({ protocol: /^https?$/ }),
+  events: z.array(z.enum(WEBHOOK_EVENTS)).min(1),
+  /** Resolved from the referenced Secret at compile time (the file is mode 0600); the HMAC key. */
+  secret: z.string().min(1),
+});
+
 export const RuntimeDomainSchema = z.strictObject({
   /** Namespace/name of the MailDomain this came from. */
   source: z.string(),
@@ -64,6 +76,7 @@ export const RuntimeDomainSchema = z.strictObject({
       queueLifetimeMs: z.number().int().positive().optional(),
     })
     .default({}),
+  webhooks: z.array(RuntimeWebhookSchema).default([]),
 });
 
 /** A DeliveryPolicy compiled for the workers (Secrets resolved, durations in ms). */
@@ -100,6 +113,7 @@ export type RuntimeDomain = z.infer<typeof RuntimeDomainSchema>;
 export type RuntimeUser = z.infer<typeof RuntimeUserSchema>;
 export type RuntimeInbound = z.infer<typeof RuntimeInboundSchema>;
 export type RuntimePolicy = z.infer<typeof RuntimePolicySchema>;
+export type RuntimeWebhook = z.infer<typeof RuntimeWebhookSchema>;
 
 function deepFreeze<T>(value: T): T {
   if (value !== null && typeof value === 'object') {
@@ -145,6 +159,7 @@ export class DomainIndex {
   readonly config: RuntimeConfig;
   readonly #byDomain: Map<string, RuntimeDomain>;
   readonly #byUser: Map<string, { domain: RuntimeDomain; user: RuntimeUser }>;
+  readonly #byWebhook: Map<string, { domain: RuntimeDomain; webhook: RuntimeWebhook }>;
 
   constructor(config: RuntimeConfig) {
     this.config = config;
@@ -152,6 +167,24 @@ export class DomainIndex {
     this.#byUser = new Map(
       config.domains.flatMap((domain) => domain.users.map((user) => [user.name, { domain, user }])),
     );
+    this.#byWebhook = new Map(
+      config.domains.flatMap((domain) => domain.webhooks.map((webhook) => [webhook.id, { domain, webhook }])),
+    );
+  }
+
+  /** Whether any domain has a webhook subscription (lets consumers skip work when none has). */
+  get hasWebhooks(): boolean {
+    return this.#byWebhook.size > 0;
+  }
+
+  /** The webhook subscriptions of a managed domain (compared case-insensitively); none if unmanaged. */
+  webhooks(domain: string): readonly RuntimeWebhook[] {
+    return this.managed(domain)?.webhooks ?? [];
+  }
+
+  /** A webhook subscription by id, with its domain: its current URL and secret. */
+  webhook(id: string): { domain: RuntimeDomain; webhook: RuntimeWebhook } | undefined {
+    return this.#byWebhook.get(id);
   }
 
   /** The managed domain for a domain name (compared case-insensitively), if any. */

@@ -1,8 +1,9 @@
 // Composition root of the recorder: settings, Postgres (migrated), NATS, the event consumer, the
-// suppression mirror, retention, and the HTTP port (trace API, health, metrics).
+// suppression mirror, retention, webhooks, and the HTTP port (trace API, health, metrics).
 import { createServer } from 'node:http';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
+import { liveDomains } from '@petrel/config';
 import {
   DestinationControls,
   openDestinationsKv,
@@ -13,6 +14,7 @@ import { ensureStreams } from '@petrel/queue';
 import { migrate } from '@petrel/store';
 import { createLogger } from '@petrel/telemetry';
 import { startTracing } from '@petrel/telemetry/sdk';
+import { ensureWebhookStream, startWebhooks } from '@petrel/webhooks';
 import pg from 'pg';
 import { createApi } from './api/server.ts';
 import { TokenSource } from './api/tokens.ts';
@@ -45,11 +47,21 @@ async function main(): Promise<void> {
 
   const writer = new EventWriter(db, { retentionDays: config.retentionDays });
   const recorder = new Recorder({ js, jsm, writer, log, options: { maxEvents: config.batchEvents } });
+  // Per-MailDomain subscriptions from the runtime config (docs/webhooks.md).
+  const domains = config.webhooks ? await liveDomains(config.runtimeConfigPath, log) : undefined;
+  if (domains !== undefined) await ensureWebhookStream(jsm, { replicas: config.streamReplicas });
+  const webhooks =
+    domains === undefined
+      ? undefined
+      : await startWebhooks({ js, jsm, pool: db, domains: () => domains.current(), log });
   const retention = scheduleRetention({
     pool: db,
     retentionDays: config.retentionDays,
     log,
-    onDropped: () => writer.forgetPartitions(),
+    onDropped: () => {
+      writer.forgetPartitions();
+      webhooks?.forgetPartitions();
+    },
   });
   const suppressionsKv = await openSuppressionsKv(js, config.streamReplicas);
   const suppressions = new SuppressionList(suppressionsKv);
@@ -94,6 +106,8 @@ async function main(): Promise<void> {
     log.info({ signal }, 'recorder stopping');
     http.close();
     await recorder.stop();
+    await webhooks?.stop().catch(() => undefined);
+    domains?.close();
     retention.stop();
     suppressions.stop();
     controls.stop();
