@@ -28,7 +28,13 @@ export {
   purgeDeferred,
   retryDeferredNow,
 } from './deferred.ts';
-export { EventBatcher, type EventBatcherDeps } from './event-batcher.ts';
+export {
+  EVENT_BATCH_BYTES,
+  EventBatcher,
+  type EventBatcherDeps,
+  eventBatches,
+  eventSizeBound,
+} from './event-batcher.ts';
 export {
   loadBody,
   type PublishMessageInput,

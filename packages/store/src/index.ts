@@ -14,3 +14,4 @@ export {
   ensurePartitions,
   utcDay,
 } from './partitions.ts';
+export { pgText } from './text.ts';

@@ -4,7 +4,7 @@
  * Postgres being slow or down never stops or delays a delivery: while it is down the rows wait
  * (bounded; the oldest are dropped and counted) and go in once it is back.
  */
-import { ensurePartitions, utcDay } from '@petrel/store';
+import { ensurePartitions, pgText, utcDay } from '@petrel/store';
 import type pg from 'pg';
 import type { WebhookLogger } from './logger.ts';
 
@@ -205,7 +205,8 @@ export class DeliveryLog {
       rows.map((r) => r.url),
       rows.map((r) => r.attempt),
       rows.map((r) => r.statusCode),
-      rows.map((r) => r.error),
+      // The receiver's answer is outside input (docs/state.md).
+      rows.map((r) => pgText(r.error)),
       rows.map((r) => (r.deliveredAt === null ? null : iso(r.deliveredAt))),
       rows.map((r) => r.domain),
       rows.map((r) => r.eventKind),

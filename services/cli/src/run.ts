@@ -7,6 +7,7 @@ import { Agent } from 'undici';
 import { ApiClient } from './api-client.ts';
 import { processAlive, resolveApi } from './discovery.ts';
 import { ApiRequestError, CliError, ExitCode } from './errors.ts';
+import { clean } from './format.ts';
 import type { ProgressStream } from './progress.ts';
 
 export interface Io {
@@ -76,8 +77,9 @@ export async function runApiCommand(io: Io, options: ApiOptions, command: ApiCom
 /** One line with the message and its code, and the next step on a second line. */
 export function report(io: Pick<Io, 'stderr'>, error: unknown): ExitCode {
   if (error instanceof CliError || error instanceof ApiRequestError) {
-    io.stderr.write(`petrel: ${error.message} [${error.code}]\n`);
-    if (error.hint !== undefined) io.stderr.write(`petrel: ${error.hint}\n`);
+    // The message may quote the API's answer: escaped like every outside text.
+    io.stderr.write(`petrel: ${clean(error.message)} [${error.code}]\n`);
+    if (error.hint !== undefined) io.stderr.write(`petrel: ${clean(error.hint)}\n`);
     return error.exitCode;
   }
   io.stderr.write(

@@ -218,7 +218,8 @@ async function run(
           );
         }
         // The recorder learns the recipients' end before the entry goes (an event lost here
-        // would leave them "deferred" in the trace for good; a repeated one changes nothing).
+        // would leave them "deferred" in the trace for good; one published again within the
+        // stream's duplicate window is stored once, by its event id as Nats-Msg-Id).
         await publishEvent(
           deps.js,
           deliveryEvent({
@@ -228,7 +229,8 @@ async function run(
             destinationDomain: envelope.destinationDomain,
             recipients: envelope.recipients.map((r) => r.address),
             atMs: Date.now(),
-            attempt: entry.attempt,
+            // Not an attempt: nothing was sent (the trace must not count one).
+            attempt: 0,
             remoteHost: '',
             remoteAddress: '',
             tlsProtocol: '',

@@ -1,6 +1,6 @@
 import type { JsMsg } from '@nats-io/jetstream';
 import type { DeliveryEvent } from '@petrel/proto';
-import { type AckPublisher, ackEntry, publishEventBatchWith } from '@petrel/queue';
+import { type AckPublisher, ackEntry, eventBatches, publishEventBatchWith } from '@petrel/queue';
 import type { Logger } from '@petrel/telemetry';
 
 export interface SettleBatchDeps {
@@ -56,25 +56,18 @@ export class SettleBatch {
     this.#scheduled = false;
     const { publisher, log, timeoutMs } = this.#deps;
     const max = this.#deps.maxEvents ?? MAX_EVENTS;
-    let events: DeliveryEvent[] = [];
-    const send = (): void => {
-      if (events.length === 0) return;
-      const sent = events;
-      events = [];
+    const all: DeliveryEvent[] = [];
+    for (const s of batch) for (const e of s.events) all.push(e);
+    // Closed by count and by size: events carry their recipients, so a count alone could pass
+    // the server's max_payload and lose the whole batch.
+    for (const sent of eventBatches(all, max)) {
       publishEventBatchWith(publisher, sent, { timeoutMs }).catch((error: unknown) =>
         log.warn(
           { err: error, events: sent.length, eventIds: sent.slice(0, 5).map((e) => e.eventId) },
           'event publish failed',
         ),
       );
-    };
-    for (const s of batch) {
-      for (const e of s.events) {
-        events.push(e);
-        if (events.length >= max) send();
-      }
     }
-    send();
     for (const s of batch) {
       // The ack subject: nats.js's JsMsg has it but its interface does not declare it.
       const reply = (s.m as JsMsg & { readonly reply?: string }).reply;

@@ -35,3 +35,11 @@ test('none: absent, only in the body, or a look-alike field name', () => {
 test('the first of two', () => {
   assert.equal(headerMessageId(msg('Message-ID: <one@x>\r\nMessage-ID: <two@x>')), 'one@x');
 });
+
+test('a Message-ID longer than a line is cut to 998 characters (it travels in every event)', () => {
+  const long = `${'x'.repeat(5000)}@example.com`;
+  assert.equal(
+    headerMessageId(msg(`Message-ID:\r\n <${long.slice(0, 2000)}\r\n ${long.slice(2000)}>`)).length,
+    998,
+  );
+});

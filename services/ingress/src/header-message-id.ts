@@ -4,6 +4,8 @@
  * '' when there is none. Reads only the header section, and at most 64 KiB of it.
  */
 const MAX_HEADER_SCAN = 64 * 1024;
+/** A longer value is cut: RFC 5322 §2.1.1 lines hold 998 characters; the trace needs no more. */
+export const MAX_MESSAGE_ID = 998;
 const NAME = /^message-id[ \t]*:/i;
 
 export function headerMessageId(message: Buffer): string {
@@ -21,7 +23,7 @@ export function headerMessageId(message: Buffer): string {
         stop = after === -1 ? head.length : after;
       }
       const raw = head.slice(head.indexOf(':', i) + 1, stop).replace(/\r?\n/g, '');
-      return Buffer.from(idOf(raw), 'latin1').toString('utf8');
+      return Buffer.from(idOf(raw), 'latin1').toString('utf8').slice(0, MAX_MESSAGE_ID);
     }
     i = next + 1;
   }

@@ -7,6 +7,7 @@
  */
 import { type DeliveryEvent, EventKind } from '@petrel/proto';
 import { messageIdTime } from '@petrel/queue';
+import { pgText } from '@petrel/store';
 
 export const KIND_NAMES: Record<EventKind, string | undefined> = {
   [EventKind.UNSPECIFIED]: undefined,
@@ -99,6 +100,17 @@ export interface Folded {
   recipients: RecipientRow[];
 }
 
+/** Whether the recorder keeps this event (it has a kind, an id and a message). */
+export function recordable(e: DeliveryEvent): boolean {
+  const at = timeOf(e);
+  return (
+    KIND_NAMES[e.kind] !== undefined && e.eventId !== '' && e.messageId !== '' && at >= 0 && at <= MAX_TIME
+  );
+}
+
+/** The last moment of year 9999: later times are no event of ours (and beyond a Date's reach). */
+const MAX_TIME = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+
 export function timeOf(e: DeliveryEvent): number {
   return e.at === undefined ? 0 : Number(e.at.seconds) * 1000 + Math.floor(e.at.nanos / 1e6);
 }
@@ -121,11 +133,56 @@ export function replyLine(e: DeliveryEvent): string {
   return e.error;
 }
 
+/** The event with every text field as Postgres takes it (a copy only when one needs it). */
+function clean(e: DeliveryEvent): DeliveryEvent {
+  const texts = [
+    e.eventId,
+    e.messageId,
+    e.destinationDomain,
+    e.remoteHost,
+    e.remoteAddress,
+    e.tlsProtocol,
+    e.error,
+    e.sender,
+    e.headerMessageId,
+    e.clientAddress,
+    e.dsnMessageId,
+    e.reply?.text ?? '',
+    e.reply?.enhanced ?? '',
+    ...e.recipients,
+  ];
+  if (!texts.some((t) => t.includes('\u0000'))) return e;
+  return {
+    ...e,
+    eventId: pgText(e.eventId),
+    messageId: pgText(e.messageId),
+    destinationDomain: pgText(e.destinationDomain),
+    recipients: e.recipients.map(pgText),
+    remoteHost: pgText(e.remoteHost),
+    remoteAddress: pgText(e.remoteAddress),
+    tlsProtocol: pgText(e.tlsProtocol),
+    error: pgText(e.error),
+    sender: pgText(e.sender),
+    headerMessageId: pgText(e.headerMessageId),
+    clientAddress: pgText(e.clientAddress),
+    dsnMessageId: pgText(e.dsnMessageId),
+    ...(e.reply === undefined
+      ? {}
+      : { reply: { ...e.reply, text: pgText(e.reply.text), enhanced: pgText(e.reply.enhanced) } }),
+  };
+}
+
 function domainOf(address: string): string {
   return address.slice(address.lastIndexOf('@') + 1).toLowerCase();
 }
 
+/**
+ * Whether status `a` replaces `b`. "queued" never replaces another status and is always replaced:
+ * the ACCEPTED event's time is the ingress's clock and the others' the workers', so a little skew
+ * must not put a delivered recipient back in the queue. Otherwise the newer event wins.
+ */
 function newer(a: { updatedAt: number; status: RecipientStatus }, b: typeof a): boolean {
+  if (a.status === 'queued' || b.status === 'queued') return b.status === 'queued';
   if (a.updatedAt !== b.updatedAt) return a.updatedAt > b.updatedAt;
   return STATUS_ORDER.indexOf(a.status) >= STATUS_ORDER.indexOf(b.status);
 }
@@ -154,9 +211,10 @@ export function fold(events: readonly DeliveryEvent[]): Folded {
   const accepted = new Map<string, MessageRow>();
   const seen = new Map<string, MessageRow>();
   const recipients = new Map<string, RecipientRow>();
-  for (const e of events) {
-    const kind = KIND_NAMES[e.kind];
-    if (kind === undefined || e.eventId === '' || e.messageId === '') continue;
+  for (const raw of events) {
+    if (!recordable(raw)) continue;
+    const e = clean(raw);
+    const kind = KIND_NAMES[e.kind] as string;
     const at = timeOf(e);
     const traceId = traceIdOf(e);
     rows.eventId.push(e.eventId);

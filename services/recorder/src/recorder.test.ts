@@ -40,15 +40,23 @@ test('the recorder writes what the stream holds, skips what does not decode, and
     }
     await js.publish(EventSubject.batch, new Uint8Array([0xff, 0xff, 0xff]));
     await js.publish(EventSubject.delivered, new TextEncoder().encode('not a protobuf'));
+    // A value Postgres refuses (a reply code beyond its integer): that message alone is skipped.
+    const refused = delivered(Date.now() - 1000);
+    const refusedEvent = refused.events[1];
+    if (refusedEvent?.reply) refusedEvent.reply.code = 4_000_000_000;
+    await publishEventBatchWith(publisher, refused.events, { timeoutMs: 5_000 });
     // A redelivery of the first batch, as after a worker crash.
     await publishEventBatchWith(publisher, events.slice(0, 7), { timeoutMs: 5_000 });
     assert.ok((await recorder.refreshLag()).lagMessages > 0);
 
     recorder.start();
-    await waitFor(() => recorder.stats.written === events.length && recorder.stats.undecodable === 2, {
-      timeoutMs: 30_000,
-      message: 'every event written, the two undecodable messages skipped',
-    });
+    await waitFor(
+      () =>
+        recorder.stats.written === events.length &&
+        recorder.stats.undecodable === 2 &&
+        recorder.stats.refused === 1,
+      { timeoutMs: 30_000, message: 'every event written, the undecodable and the refused messages skipped' },
+    );
     await waitFor(async () => (await recorder.refreshLag()).lagMessages === 0, {
       timeoutMs: 30_000,
       message: 'lag 0',
@@ -59,6 +67,7 @@ test('the recorder writes what the stream holds, skips what does not decode, and
       'SELECT (SELECT count(*)::int FROM events) AS events, (SELECT count(*)::int FROM messages) AS messages',
     );
     assert.deepEqual(rows[0], { events: events.length, messages: 50 });
+    assert.equal(recorder.stats.failing, false);
   } finally {
     await recorder.stop();
     publisher.close();

@@ -6,6 +6,7 @@
  */
 import { type KV, KvWatchInclude } from '@nats-io/kv';
 import { type Suppression, suppressionAddress } from '@petrel/delivery';
+import { pgText } from '@petrel/store';
 import type { Logger } from '@petrel/telemetry';
 import type pg from 'pg';
 
@@ -75,7 +76,7 @@ export class SuppressionsMirror {
       if (put.length > 0) {
         await this.#pool.query(UPSERT, [
           put.map((s) => s.address),
-          put.map((s) => s.reason),
+          put.map((s) => pgText(s.reason)),
           put.map((s) => s.source),
           put.map((s) => s.createdAt),
           put.map((s) => s.expiresAt),

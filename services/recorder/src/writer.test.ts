@@ -172,7 +172,7 @@ test('the recorder turns event stories into messages, recipients and timelines; 
     // Redelivered: the whole stream again, in other pieces and reversed. Nothing changes.
     const before = await snapshot(db);
     const again = await writer.write([...all].reverse());
-    assert.deepEqual(again, { written: 0, duplicates: all.length, expired: 0 });
+    assert.deepEqual(again, { written: 0, duplicates: all.length, expired: 0, ignored: 0 });
     await writer.write(all);
     assert.deepEqual(await snapshot(db), before);
 
@@ -201,6 +201,11 @@ test('events out of order (delivered before accepted, deferral after delivery) e
       DeliveryEvent,
       DeliveryEvent,
     ];
+    // The ingress's clock a few ms ahead of the worker's: ACCEPTED looks newer than DELIVERED.
+    acceptedEvent.at = {
+      ...(acceptedEvent.at as NonNullable<DeliveryEvent['at']>),
+      seconds: (acceptedEvent.at?.seconds ?? 0n) + 100n,
+    };
     await writer.write([deliveredEvent]);
     // Known by its queue id before its ACCEPTED event arrives.
     assert.equal(
@@ -235,9 +240,40 @@ test('events older than the retention are not kept; their partitions are not mad
     const old = delivered(NOW - 5 * 86_400_000);
     const recent = delivered(NOW - 60_000);
     const result = await writer.write([...old.events, ...recent.events]);
-    assert.deepEqual(result, { written: 2, duplicates: 0, expired: 2 });
+    assert.deepEqual(result, { written: 2, duplicates: 0, expired: 2, ignored: 0 });
     const ids = (await db.query('SELECT DISTINCT message_id FROM events')).rows.map((r) => r.message_id);
     assert.deepEqual(ids, [recent.queueId]);
+  } finally {
+    await db.end();
+  }
+});
+
+test('text Postgres cannot store (U+0000 from a Message-ID or a remote reply) is stored replaced, not refused', async (t) => {
+  const server = await startPostgres(t.after.bind(t));
+  await migrate(server.databaseUrl);
+  const db = new pg.Pool({ connectionString: server.databaseUrl });
+  db.on('error', () => undefined);
+  try {
+    const story = bounced(NOW - 60_000, 'DSN');
+    const [accepted, bounce] = story.events as [DeliveryEvent, DeliveryEvent];
+    accepted.headerMessageId = 'a\u0000b@example.com';
+    if (bounce.reply) bounce.reply.text = 'no such\u0000user';
+    const result = await new EventWriter(db).write(story.events);
+    assert.equal(result.written, story.events.length);
+    const m = (
+      await db.query('SELECT header_message_id FROM messages WHERE message_id = $1', [story.queueId])
+    ).rows[0];
+    assert.equal(m.header_message_id, 'a\uFFFDb@example.com');
+    const r = (
+      await db.query(
+        "SELECT last_reply FROM recipients WHERE message_id = $1 AND address = 'nobody@example.org'",
+        [story.queueId],
+      )
+    ).rows[0];
+    assert.equal(r.last_reply, '550 5.1.1 no such\uFFFDuser');
+    // An event with no queue id (a manual suppression's) is ignored, not a duplicate.
+    const ignored = await new EventWriter(db).write([{ ...bounce, messageId: '', eventId: 'suppressed.x' }]);
+    assert.deepEqual(ignored, { written: 0, duplicates: 0, expired: 0, ignored: 1 });
   } finally {
     await db.end();
   }

@@ -7,7 +7,7 @@
 import type { DeliveryEvent } from '@petrel/proto';
 import { DEFAULT_RETENTION_DAYS, ensurePartitions, utcDay } from '@petrel/store';
 import type pg from 'pg';
-import { fold, type MessageRow, STATUS_ORDER, timeOf } from './fold.ts';
+import { fold, type MessageRow, recordable, STATUS_ORDER, timeOf } from './fold.ts';
 
 const DAY_MS = 86_400_000;
 
@@ -17,6 +17,8 @@ export interface WriteResult {
   readonly duplicates: number;
   /** Events older than the retention: their partitions are gone, so they are not kept. */
   readonly expired: number;
+  /** Events the state has no place for (no kind or no queue id, e.g. a manual suppression's). */
+  readonly ignored: number;
 }
 
 const INSERT_EVENTS = `
@@ -52,7 +54,10 @@ ON CONFLICT (message_id, accepted_at) DO NOTHING`;
 
 const RANK = (column: string) =>
   `array_position(ARRAY[${STATUS_ORDER.map((s) => `'${s}'`).join(',')}]::text[], ${column})`;
-const NEWER = `(excluded.updated_at, ${RANK('excluded.status')}) >= (r.updated_at, ${RANK('r.status')})`;
+// As fold.ts's newer(): "queued" never replaces another status and is always replaced (clock skew
+// between the ingress and the workers), otherwise the newer event, ties to the more final status.
+const NEWER = `(excluded.status <> 'queued' AND (r.status = 'queued' OR
+  (excluded.updated_at, ${RANK('excluded.status')}) >= (r.updated_at, ${RANK('r.status')})))`;
 
 const UPSERT_RECIPIENTS = `
 INSERT INTO recipients AS r (message_id, accepted_at, address, destination_domain, status, attempts,
@@ -113,11 +118,13 @@ export class EventWriter {
     // Partitions of days older than this are dropped (or about to be): those events are not kept.
     const oldest = Date.parse(`${utcDay(this.#now() - this.#retentionDays * DAY_MS)}T00:00:00Z`);
     // Sorted by id: concurrent writers insert (and lock) in the same order.
-    const events = batch
+    const kept = batch.filter(recordable);
+    const ignored = batch.length - kept.length;
+    const events = kept
       .filter((e) => timeOf(e) >= oldest)
       .sort((a, b) => (a.eventId < b.eventId ? -1 : a.eventId > b.eventId ? 1 : 0));
-    const expired = batch.length - events.length;
-    if (events.length === 0) return { written: 0, duplicates: 0, expired };
+    const expired = kept.length - events.length;
+    if (events.length === 0) return { written: 0, duplicates: 0, expired, ignored };
     const all = fold(events);
     const client = await this.#pool.connect();
     try {
@@ -171,7 +178,7 @@ export class EventWriter {
         }
       }
       await client.query('COMMIT');
-      return { written: applied.length, duplicates: events.length - applied.length, expired };
+      return { written: applied.length, duplicates: events.length - applied.length, expired, ignored };
     } catch (error) {
       await client.query('ROLLBACK').catch(() => undefined);
       throw error;

@@ -390,6 +390,8 @@ export const openApiDocument = {
           duplicates: { type: 'integer' },
           expired: { type: 'integer' },
           undecodable: { type: 'integer' },
+          ignored: { type: 'integer' },
+          refused: { type: 'integer' },
           lagMessages: { type: 'integer' },
           lagSeconds: { type: 'number' },
           failing: { type: 'boolean' },

@@ -147,6 +147,10 @@ test('bad input gets a precise 400; suppressions are added, listed and removed; 
       /since must be before until/,
     );
     assert.match(await bad('/v1/queue/not_a..domain'), /not a domain/);
+    // Regression: these were 500s (URIError; times Postgres refuses).
+    assert.match(await bad('/v1/messages/%E0'), /malformed percent-encoding/);
+    assert.match(await bad('/v1/messages?until=%2B010000-01-01T00:00:00Z'), /years 1 to 9999/);
+    assert.match(await bad('/v1/messages?since=-000100-01-01T00:00:00Z'), /years 1 to 9999/);
     const post = (body: string) => ({
       method: 'POST',
       body,

@@ -92,12 +92,26 @@ function intParam(url: URL, name: string, fallback: number, max: number): number
   return n;
 }
 
+/** Years Postgres' timestamptz and RFC 3339 both take. */
+const MIN_TIME = Date.UTC(1, 0, 1);
+const MAX_TIME = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+
 function timeParam(url: URL, name: string, fallback: Date): Date {
   const raw = url.searchParams.get(name);
   if (raw === null) return fallback;
   const t = new Date(raw);
-  if (Number.isNaN(t.getTime())) throw bad(`${name} must be an RFC 3339 time, got ${JSON.stringify(raw)}`);
+  if (Number.isNaN(t.getTime()) || t.getTime() < MIN_TIME || t.getTime() > MAX_TIME) {
+    throw bad(`${name} must be an RFC 3339 time (years 1 to 9999), got ${JSON.stringify(raw)}`);
+  }
   return t;
+}
+
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw bad(`malformed percent-encoding in the path: ${JSON.stringify(segment)}`);
+  }
 }
 
 function text(url: URL, name: string): string | undefined {
@@ -200,7 +214,7 @@ async function handle(deps: ApiDeps, routes: readonly Route[], req: IncomingMess
     if (route === undefined) {
       throw new ApiError(405, ApiErrorCode.MethodNotAllowed, `${req.method} is not allowed on ${path}`);
     }
-    const params = (route.pattern.exec(path) ?? []).slice(1).map((p) => decodeURIComponent(p));
+    const params = (route.pattern.exec(path) ?? []).slice(1).map(decodeSegment);
     const result = await route.handler(req, url, params);
     send(route.method === 'POST' && path === '/v1/suppressions' ? 201 : 200, result);
   } catch (error) {
@@ -209,6 +223,15 @@ async function handle(deps: ApiDeps, routes: readonly Route[], req: IncomingMess
         error.status === 401 ? { 'www-authenticate': 'Bearer realm="petrel"' } : {};
       if (error.status === 405) headers['allow'] = 'GET, POST, DELETE';
       return send(error.status, { error: { code: error.code, message: error.message } }, headers);
+    }
+    // A value Postgres refuses (SQLSTATE class 22: out of range, bad encoding): the caller's input.
+    if (/^22/.test((error as { code?: string })?.code ?? '')) {
+      return send(400, {
+        error: {
+          code: ApiErrorCode.BadRequest,
+          message: `a value was refused by the database: ${(error as Error).message}`,
+        },
+      });
     }
     if (databaseDown(error)) {
       return send(
@@ -235,12 +258,14 @@ function metricsText(s: RecorderStats): string {
     '# HELP petrel_recorder_lag_seconds Age of the oldest event message not yet written.',
     '# TYPE petrel_recorder_lag_seconds gauge',
     `petrel_recorder_lag_seconds ${s.lagSeconds}`,
-    '# HELP petrel_recorder_events_total Events by outcome: written, duplicate, expired, undecodable.',
+    '# HELP petrel_recorder_events_total Events by outcome (undecodable and refused: stream messages).',
     '# TYPE petrel_recorder_events_total counter',
     `petrel_recorder_events_total{outcome="written"} ${s.written}`,
     `petrel_recorder_events_total{outcome="duplicate"} ${s.duplicates}`,
     `petrel_recorder_events_total{outcome="expired"} ${s.expired}`,
     `petrel_recorder_events_total{outcome="undecodable"} ${s.undecodable}`,
+    `petrel_recorder_events_total{outcome="ignored"} ${s.ignored}`,
+    `petrel_recorder_events_total{outcome="refused"} ${s.refused}`,
     '# HELP petrel_recorder_failing Whether writes to Postgres are failing (being retried).',
     '# TYPE petrel_recorder_failing gauge',
     `petrel_recorder_failing ${s.failing ? 1 : 0}`,
@@ -272,7 +297,8 @@ export function apiRoutes(deps: ApiDeps): Route[] {
   const operation = async (op: QueueOperation, domain: string, body: Body) => {
     const request: Record<string, unknown> = { domain };
     if (body.until !== undefined) {
-      if (typeof body.until !== 'string' || Number.isNaN(Date.parse(body.until)))
+      const until = typeof body.until === 'string' ? Date.parse(body.until) : Number.NaN;
+      if (Number.isNaN(until) || until < MIN_TIME || until > MAX_TIME)
         throw bad('until must be an RFC 3339 time');
       request['until'] = body.until;
     }
