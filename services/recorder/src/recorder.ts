@@ -244,7 +244,7 @@ export class Recorder {
    * refuses is alone, and that one is terminated and counted, so the others are written.
    */
   async #writeUntilDone(batch: Received): Promise<void> {
-    const { writer, log } = this.#deps;
+    const { log } = this.#deps;
     let pause = 250;
     let lastProgress = Date.now();
     let failing = false;
