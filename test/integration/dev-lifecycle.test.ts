@@ -15,7 +15,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
       },
       { timeoutMs: 10_000, message: '/readyz to answer 200' },
     );
-    assert.deepEqual(ready.components.map((c) => c.name).sort(), ['delivery', 'ingress']);
+    assert.deepEqual(ready.components.map((c) => c.name).sort(), ['delivery', 'ingress', 'recorder']);
 
     const code = await dev.stop(signal);
     assert.equal(code, 0, dev.output());
@@ -27,6 +27,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     assert.deepEqual(lines.slice(1), [
       'petrel: ingress stopped',
       'petrel: delivery stopped',
+      'petrel: recorder stopped',
       'petrel: nats-server stopped',
       'petrel: postgres stopped',
     ]);

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import type { DeliveryEvent } from '@petrel/proto';
 import { newMessageId } from '@petrel/queue';
 import { ensureDatabase, migrate } from '@petrel/store';
-import { startPostgres } from '@petrel/test-harness';
+import { startPostgres, waitFor } from '@petrel/test-harness';
 import pg from 'pg';
 import { bounced, deferredThenDelivered, delivered, expired, purged } from '../test/stories.ts';
 import { timeline } from './api/queries.ts';
@@ -277,4 +277,33 @@ test('text Postgres cannot store (U+0000 from a Message-ID or a remote reply) is
   } finally {
     await db.end();
   }
+});
+
+test('Postgres going away in the middle of writes fails them; it does not end the process', async (t) => {
+  const server = await startPostgres(t.after.bind(t));
+  await migrate(server.databaseUrl);
+  const db = new pg.Pool({ connectionString: server.databaseUrl, max: 8 });
+  db.on('error', () => undefined);
+  const writer = new EventWriter(db);
+  // Regression: a checked-out client's 'error' between two statements had no listener.
+  const writes: Promise<unknown>[] = [];
+  let stopped = false;
+  const loop = async () => {
+    while (!stopped) {
+      const story = deferredThenDelivered(NOW - 60_000);
+      writes.push(writer.write(story.events).catch((error: unknown) => error));
+      await writes.at(-1);
+    }
+  };
+  const loops = Array.from({ length: 8 }, loop);
+  await waitFor(async () => (await db.query('SELECT count(*)::int AS n FROM events')).rows[0].n >= 200, {
+    timeoutMs: 30_000,
+    message: 'writes under way',
+  });
+  await server.stop();
+  stopped = true;
+  await Promise.all(loops);
+  const failures = (await Promise.all(writes)).filter((r) => r instanceof Error);
+  assert.ok(failures.length >= 1, 'some writes failed when the server went away');
+  await db.end();
 });

@@ -127,6 +127,10 @@ export class EventWriter {
     if (events.length === 0) return { written: 0, duplicates: 0, expired, ignored };
     const all = fold(events);
     const client = await this.#pool.connect();
+    // A checked-out client has no pool listener: a server going away between two statements
+    // would be an 'error' event nobody handles, which ends the process. The statement fails too.
+    const ignore = (): void => undefined;
+    client.on('error', ignore);
     try {
       await this.#ensureDays(client, [
         ...all.events.at.map((at) => Date.parse(at)),
@@ -183,6 +187,7 @@ export class EventWriter {
       await client.query('ROLLBACK').catch(() => undefined);
       throw error;
     } finally {
+      client.off('error', ignore);
       client.release();
     }
   }
