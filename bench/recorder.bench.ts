@@ -58,10 +58,7 @@ try {
       messageId: id,
       destinationDomain: `d${i % 500}.example`,
       recipients: [`user${i}@d${i % 500}.example`],
-      remoteAddress: '',
       tlsProtocol: 'TLSv1.3',
-      durationMs: 0n,
-      error: '',
       sender: `sender${i % 100}@example.com`,
     };
     events.push(
@@ -70,7 +67,6 @@ try {
         eventId: `${id}.accepted`,
         kind: EventKind.ACCEPTED,
         atMs: at,
-        attempt: 0,
         remoteHost: 'client',
         size: 4096n,
         headerMessageId: `${id}@example.com`,

@@ -228,6 +228,12 @@ test('deliveryEvent makes what newEvent makes of the same values, and the hand-w
       dsnMessageId: 'dsn',
     },
   ];
+  // Fields left out are the zero values newEvent gives them.
+  const sparse = deliveryEvent({ eventId: 'a', kind: 1 as EventKind, messageId: 'm', recipients: [], atMs });
+  assert.deepEqual(
+    sparse,
+    newEvent({ eventId: 'a', kind: 1 as EventKind, messageId: 'm', at: timestampFromDate(new Date(atMs)) }),
+  );
   for (const v of variants) {
     const event = deliveryEvent({ ...v, atMs });
     assert.deepEqual(

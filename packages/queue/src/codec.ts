@@ -49,22 +49,26 @@ export function newEnvelope(init: Parameters<typeof create<typeof EnvelopeSchema
   return create(EnvelopeSchema, init);
 }
 
-/** The fields of a delivery event, its time in milliseconds since the epoch. */
+/**
+ * The fields of a delivery event, its time in milliseconds since the epoch. Fields an event may
+ * not have (no attempt, no remote host: an ACCEPTED or an operator's event) default to the
+ * protobuf zero value.
+ */
 export interface EventFields {
   readonly eventId: string;
   readonly kind: EventKind;
   readonly messageId: string;
-  readonly destinationDomain: string;
+  readonly destinationDomain?: string;
   readonly recipients: string[];
   readonly atMs: number;
-  readonly attempt: number;
-  readonly remoteHost: string;
-  readonly remoteAddress: string;
-  readonly tlsProtocol: string;
+  readonly attempt?: number;
+  readonly remoteHost?: string;
+  readonly remoteAddress?: string;
+  readonly tlsProtocol?: string;
   readonly reply?: { readonly code: number; readonly enhanced: string; readonly text: string } | undefined;
-  readonly durationMs: bigint;
+  readonly durationMs?: bigint;
   readonly trace?: TraceContext | undefined;
-  readonly error: string;
+  readonly error?: string;
   readonly sender?: string;
   /** ACCEPTED: size, Message-ID header field, client address. */
   readonly size?: bigint;
@@ -83,7 +87,7 @@ export function deliveryEvent(f: EventFields): DeliveryEvent {
     eventId: f.eventId,
     kind: f.kind,
     messageId: f.messageId,
-    destinationDomain: f.destinationDomain,
+    destinationDomain: f.destinationDomain ?? '',
     recipients: f.recipients,
     at: {
       $typeName: 'google.protobuf.Timestamp',
@@ -91,12 +95,12 @@ export function deliveryEvent(f: EventFields): DeliveryEvent {
       // As protobuf-es's timestampFromMs, for times after 1970.
       nanos: (f.atMs % 1000) * 1_000_000,
     },
-    attempt: f.attempt,
-    remoteHost: f.remoteHost,
-    remoteAddress: f.remoteAddress,
-    tlsProtocol: f.tlsProtocol,
-    durationMs: f.durationMs,
-    error: f.error,
+    attempt: f.attempt ?? 0,
+    remoteHost: f.remoteHost ?? '',
+    remoteAddress: f.remoteAddress ?? '',
+    tlsProtocol: f.tlsProtocol ?? '',
+    durationMs: f.durationMs ?? 0n,
+    error: f.error ?? '',
     sender: f.sender ?? '',
     size: f.size ?? 0n,
     headerMessageId: f.headerMessageId ?? '',

@@ -231,11 +231,7 @@ async function run(
             atMs: Date.now(),
             // Not an attempt: nothing was sent (the trace must not count one).
             attempt: 0,
-            remoteHost: '',
-            remoteAddress: '',
-            tlsProtocol: '',
             reply: op === QueueOperation.Bounce ? { code: 550, enhanced: '5.0.0', text } : undefined,
-            durationMs: 0n,
             trace: envelope.trace,
             error: op === QueueOperation.Bounce ? `bounced by operator: ${text}` : 'purged by operator',
             sender: envelope.sender,
