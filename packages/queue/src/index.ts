@@ -66,8 +66,11 @@ export {
 } from './streams.ts';
 export {
   DEFERRED_SUBJECT_PREFIX,
+  EVENT_KIND_NAMES,
+  type EventKindName,
   EventSubject,
   entryDedupeId,
+  eventKindName,
   fnv1a,
   OUTBOUND_SHARDS,
   OUTBOUND_SUBJECT_PREFIX,

@@ -1,10 +1,17 @@
 import type { JetStreamClient, PubAck } from '@nats-io/jetstream';
 import { headers } from '@nats-io/transport-node';
-import { type DeliveryEvent, type Envelope, EventKind } from '@petrel/proto';
+import type { DeliveryEvent, Envelope } from '@petrel/proto';
 import type { AckPublisher } from './ack-publisher.ts';
 import { encodeEnvelope, encodeEvent, encodeEventBatch } from './codec.ts';
 import { QueueError, QueueErrorCode } from './message.ts';
-import { EventSubject, entryDedupeId, outboundSubject, QueueHeader } from './subjects.ts';
+import {
+  EVENTS_SUBJECT_PREFIX,
+  EventSubject,
+  entryDedupeId,
+  eventKindName,
+  outboundSubject,
+  QueueHeader,
+} from './subjects.ts';
 
 /**
  * Publishes one queue entry and resolves only once JetStream acknowledged it (stored, and
@@ -32,25 +39,15 @@ export async function publishEntry(
   );
 }
 
-const subjectByKind: Record<EventKind, EventSubject | undefined> = {
-  [EventKind.UNSPECIFIED]: undefined,
-  [EventKind.ACCEPTED]: EventSubject.accepted,
-  [EventKind.DELIVERED]: EventSubject.delivered,
-  [EventKind.DEFERRED]: EventSubject.deferred,
-  [EventKind.BOUNCED]: EventSubject.bounced,
-  [EventKind.EXPIRED]: EventSubject.expired,
-  [EventKind.SUPPRESSED]: EventSubject.suppressed,
-  [EventKind.PURGED]: EventSubject.purged,
-};
-
 /** Publishes one delivery event; its event id is the Nats-Msg-Id, so a re-published event is stored once. */
 export async function publishEvent(
   js: JetStreamClient,
   event: DeliveryEvent,
   options: { timeoutMs: number },
 ): Promise<PubAck> {
-  const subject = subjectByKind[event.kind];
-  if (subject === undefined) throw new TypeError(`event ${event.eventId} has no kind`);
+  const name = eventKindName(event.kind);
+  if (name === undefined) throw new TypeError(`event ${event.eventId} has no kind`);
+  const subject = `${EVENTS_SUBJECT_PREFIX}.${name}`;
   return await js.publish(subject, encodeEvent(event), { msgID: event.eventId, timeout: options.timeoutMs });
 }
 

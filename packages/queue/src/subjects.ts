@@ -1,3 +1,5 @@
+import { EventKind } from '@petrel/proto';
+
 /**
  * The queue's subject space (see docs/architecture.md, "Queue contract").
  *
@@ -27,6 +29,26 @@ export function shardOf(domain: string): number {
 
 export function outboundSubject(domain: string): string {
   return `${OUTBOUND_SUBJECT_PREFIX}.${shardOf(domain)}`;
+}
+
+/**
+ * The name of each event kind: the last token of its subject, the `kind` of the state tables,
+ * the type of a webhook. Undefined for UNSPECIFIED.
+ */
+export const EVENT_KIND_NAMES = {
+  [EventKind.UNSPECIFIED]: undefined,
+  [EventKind.ACCEPTED]: 'accepted',
+  [EventKind.DELIVERED]: 'delivered',
+  [EventKind.DEFERRED]: 'deferred',
+  [EventKind.BOUNCED]: 'bounced',
+  [EventKind.EXPIRED]: 'expired',
+  [EventKind.SUPPRESSED]: 'suppressed',
+  [EventKind.PURGED]: 'purged',
+} as const satisfies Record<EventKind, string | undefined>;
+export type EventKindName = NonNullable<(typeof EVENT_KIND_NAMES)[EventKind]>;
+
+export function eventKindName(kind: EventKind): EventKindName | undefined {
+  return EVENT_KIND_NAMES[kind];
 }
 
 export const EventSubject = {

@@ -5,23 +5,14 @@
  * subscription gets only the kinds it asked for: one job per (subscription, event).
  */
 import { createHash } from 'node:crypto';
-import type { DomainIndex, RuntimeWebhook, WebhookEvent } from '@petrel/config';
-import { type DeliveryEvent, EventKind } from '@petrel/proto';
+import { type DomainIndex, type RuntimeWebhook, WEBHOOK_EVENTS, type WebhookEvent } from '@petrel/config';
+import type { DeliveryEvent, EventKind } from '@petrel/proto';
+import { eventKindName } from '@petrel/queue';
 
 /** The webhook event type of a kind; undefined for kinds not offered (accepted, purged). */
-const TYPE_BY_KIND: Record<EventKind, WebhookEvent | undefined> = {
-  [EventKind.UNSPECIFIED]: undefined,
-  [EventKind.ACCEPTED]: undefined,
-  [EventKind.DELIVERED]: 'delivered',
-  [EventKind.DEFERRED]: 'deferred',
-  [EventKind.BOUNCED]: 'bounced',
-  [EventKind.EXPIRED]: 'expired',
-  [EventKind.SUPPRESSED]: 'suppressed',
-  [EventKind.PURGED]: undefined,
-};
-
 export function webhookEventType(kind: EventKind): WebhookEvent | undefined {
-  return TYPE_BY_KIND[kind];
+  const name = eventKindName(kind);
+  return (WEBHOOK_EVENTS as readonly string[]).includes(name ?? '') ? (name as WebhookEvent) : undefined;
 }
 
 export interface Match {

@@ -6,19 +6,8 @@
  * how final the status is), its attempts a sum.
  */
 import { type DeliveryEvent, EventKind } from '@petrel/proto';
-import { messageIdTime } from '@petrel/queue';
+import { eventKindName, messageIdTime } from '@petrel/queue';
 import { pgText } from '@petrel/store';
-
-export const KIND_NAMES: Record<EventKind, string | undefined> = {
-  [EventKind.UNSPECIFIED]: undefined,
-  [EventKind.ACCEPTED]: 'accepted',
-  [EventKind.DELIVERED]: 'delivered',
-  [EventKind.DEFERRED]: 'deferred',
-  [EventKind.BOUNCED]: 'bounced',
-  [EventKind.EXPIRED]: 'expired',
-  [EventKind.SUPPRESSED]: 'suppressed',
-  [EventKind.PURGED]: 'purged',
-};
 
 /** A recipient's status after an event of this kind (none: the event does not change it). */
 const STATUS_OF: Partial<Record<EventKind, RecipientStatus>> = {
@@ -104,7 +93,7 @@ export interface Folded {
 export function recordable(e: DeliveryEvent): boolean {
   const at = timeOf(e);
   return (
-    KIND_NAMES[e.kind] !== undefined && e.eventId !== '' && e.messageId !== '' && at >= 0 && at <= MAX_TIME
+    eventKindName(e.kind) !== undefined && e.eventId !== '' && e.messageId !== '' && at >= 0 && at <= MAX_TIME
   );
 }
 
@@ -214,7 +203,7 @@ export function fold(events: readonly DeliveryEvent[]): Folded {
   for (const raw of events) {
     if (!recordable(raw)) continue;
     const e = clean(raw);
-    const kind = KIND_NAMES[e.kind] as string;
+    const kind = eventKindName(e.kind) as string;
     const at = timeOf(e);
     const traceId = traceIdOf(e);
     rows.eventId.push(e.eventId);
