@@ -4,8 +4,8 @@
  * or in a script alike (no prompt: a pasted command must not hang, nor behave differently in CI).
  */
 
+import type { Destination, DestinationResponse, OperationResult, QueueResponse } from '@petrel/recorder';
 import { ApiTimeouts } from '../api-client.ts';
-import type { Destination, DestinationResponse, OperationResult, QueueResponse } from '../api-types.ts';
 import { ExitCode, usage } from '../errors.ts';
 import { age, type Column, clean, count, isoSeconds, json, keyValues, rate, table } from '../format.ts';
 import { startProgress } from '../progress.ts';

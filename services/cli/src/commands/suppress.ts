@@ -4,7 +4,7 @@ import type {
   Suppression,
   SuppressionResponse,
   SuppressionsResponse,
-} from '../api-types.ts';
+} from '@petrel/recorder';
 import { ExitCode } from '../errors.ts';
 import { type Column, clean, isoSeconds, json, orDash, table } from '../format.ts';
 import type { CommandContext } from '../run.ts';

@@ -3,7 +3,7 @@
  * message (recipients and timeline); anything else is searched for, newest first, and a single
  * match is shown as if its queue id had been given.
  */
-import type { Message, MessageResponse, MessagesResponse, Recipient, TimelineEntry } from '../api-types.ts';
+import type { Message, MessageResponse, MessagesResponse, Recipient, TimelineEntry } from '@petrel/recorder';
 import { ExitCode } from '../errors.ts';
 import { type Column, count, isoMillis, isoSeconds, json, keyValues, orDash, table } from '../format.ts';
 import type { CommandContext } from '../run.ts';

@@ -4,6 +4,7 @@
  */
 import { messageIdTime } from '@petrel/queue';
 import type pg from 'pg';
+import type { Message, TimelineEntry, WebhookDelivery } from './types.ts';
 
 export interface MessageQuery {
   /** Queue id, Message-ID header field (with or without brackets), or an address (sender or recipient). */
@@ -15,43 +16,6 @@ export interface MessageQuery {
   readonly since: Date;
   readonly until: Date;
   readonly limit: number;
-}
-
-export interface RecipientView {
-  address: string;
-  destinationDomain: string;
-  status: string;
-  attempts: number;
-  updatedAt: string;
-  lastReply: string;
-  dsnQueueId: string | null;
-}
-
-export interface MessageView {
-  queueId: string;
-  acceptedAt: string;
-  messageId: string;
-  sender: string;
-  size: number;
-  clientAddress: string;
-  traceId: string;
-  recipients: RecipientView[];
-}
-
-export interface TimelineEntry {
-  at: string;
-  event: string;
-  eventId: string;
-  destinationDomain: string;
-  recipients: string[];
-  attempt: number;
-  remoteHost: string;
-  remoteAddress: string;
-  tlsProtocol: string;
-  reply: { code: number; enhanced: string; text: string } | null;
-  error: string;
-  durationMs: number;
-  dsnQueueId: string | null;
 }
 
 const ULID = /^[0-9A-HJKMNP-TV-Z]{26}$/i;
@@ -159,7 +123,7 @@ interface RecipientRow {
 }
 
 /** The messages with these ids, with their recipients, in the order given. */
-async function loadMessages(db: pg.Pool, ids: readonly string[]): Promise<MessageView[]> {
+async function loadMessages(db: pg.Pool, ids: readonly string[]): Promise<Message[]> {
   if (ids.length === 0) return [];
   const times = ids.map((id) => messageIdTime(id));
   const pruned = times.every((t) => t !== undefined);
@@ -170,7 +134,7 @@ async function loadMessages(db: pg.Pool, ids: readonly string[]): Promise<Messag
     db.query<MessageRow>(`SELECT * FROM messages WHERE ${where}`, params),
     db.query<RecipientRow>(`SELECT * FROM recipients WHERE ${where} ORDER BY address`, params),
   ]);
-  const byId = new Map<string, MessageView>();
+  const byId = new Map<string, Message>();
   for (const m of messages.rows) {
     byId.set(m.message_id, {
       queueId: m.message_id,
@@ -194,14 +158,14 @@ async function loadMessages(db: pg.Pool, ids: readonly string[]): Promise<Messag
       dsnQueueId: r.dsn_message_id || null,
     });
   }
-  return ids.map((id) => byId.get(id)).filter((m): m is MessageView => m !== undefined);
+  return ids.map((id) => byId.get(id)).filter((m): m is Message => m !== undefined);
 }
 
-export async function findMessages(db: pg.Pool, query: MessageQuery): Promise<MessageView[]> {
+export async function findMessages(db: pg.Pool, query: MessageQuery): Promise<Message[]> {
   return await loadMessages(db, await matchingIds(db, query));
 }
 
-export async function getMessage(db: pg.Pool, queueId: string): Promise<MessageView | undefined> {
+export async function getMessage(db: pg.Pool, queueId: string): Promise<Message | undefined> {
   const ids = await matchingIds(db, {
     queueId,
     since: new Date(0),
@@ -291,23 +255,6 @@ export async function queueCounts(db: pg.Pool, domain?: string): Promise<QueueCo
   }));
 }
 
-export interface WebhookDeliveryView {
-  deliveryId: string;
-  at: string;
-  subscription: string;
-  domain: string;
-  event: string;
-  eventId: string;
-  queueId: string;
-  url: string;
-  attempt: number;
-  statusCode: number | null;
-  error: string;
-  deliveredAt: string | null;
-  durationMs: number;
-  idempotencyKey: string;
-}
-
 export async function webhookDeliveries(
   db: pg.Pool,
   filter: {
@@ -318,7 +265,7 @@ export async function webhookDeliveries(
     until: Date;
     limit: number;
   },
-): Promise<WebhookDeliveryView[]> {
+): Promise<WebhookDelivery[]> {
   const where = ['created_at >= $1', 'created_at < $2'];
   const params: unknown[] = [filter.since.toISOString(), filter.until.toISOString(), filter.limit];
   for (const [column, value] of [

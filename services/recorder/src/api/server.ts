@@ -23,6 +23,7 @@ import type { RecorderStats } from '../recorder.ts';
 import { openApiDocument } from './openapi.ts';
 import { findMessages, getMessage, queueCounts, timeline, webhookDeliveries } from './queries.ts';
 import type { TokenSource } from './tokens.ts';
+import type { Destination } from './types.ts';
 
 export const ApiErrorCode = {
   Unauthorized: 'PETREL_ERR_API_UNAUTHORIZED',
@@ -455,20 +456,8 @@ export function apiRoutes(deps: ApiDeps): Route[] {
   ];
 }
 
-export interface DestinationSummary {
-  domain: string;
-  ready: number;
-  deferred: number;
-  oldestAgeSeconds: number | null;
-  /** The rate the workers allow now (lowered after throttling replies); null: unlimited or unknown. */
-  ratePerSecond: number | null;
-  configuredRatePerSecond: number | null;
-  suspended: boolean;
-  suspendedUntil: string | null;
-}
-
 /** Counts from Postgres, suspensions from KV, rates from the workers (each answers for its destinations). */
-async function queueSummary(deps: ApiDeps, domain?: string): Promise<DestinationSummary[]> {
+async function queueSummary(deps: ApiDeps, domain?: string): Promise<Destination[]> {
   const now = Date.now();
   const [counts, rates] = await Promise.all([queueCounts(deps.db, domain), workerRates(deps.nc)]);
   const suspensions = deps.controls.suspensions(now);

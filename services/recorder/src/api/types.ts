@@ -1,7 +1,6 @@
 /**
- * The trace API's answers as the commands read them; field names as in the OpenAPI document
- * (services/recorder/src/api/openapi.ts). The CLI keeps its own copy instead of importing the
- * recorder: it talks to whatever recorder version the cluster runs, over HTTP only.
+ * The trace API's answers (JSON), as described in openapi.ts: what the server builds and what the
+ * CLI (`import type`: nothing of the recorder is loaded by it) reads.
  */
 
 export interface Recipient {
@@ -75,14 +74,10 @@ export interface OperationResult {
   count: number;
 }
 
-export interface Suppression {
-  address: string;
-  reason: string;
-  status: string;
-  source: string;
-  createdAt: string;
-  expiresAt: string;
-}
+/** As the workers keep it (NATS KV), returned as it is. */
+export type { Suppression } from '@petrel/delivery';
+
+import type { Suppression } from '@petrel/delivery';
 
 export interface SuppressionsResponse {
   total: number;
@@ -95,4 +90,21 @@ export interface SuppressionResponse {
 
 export interface RemovedResponse {
   removed: string;
+}
+
+export interface WebhookDelivery {
+  deliveryId: string;
+  at: string;
+  subscription: string;
+  domain: string;
+  event: string;
+  eventId: string;
+  queueId: string;
+  url: string;
+  attempt: number;
+  statusCode: number | null;
+  error: string;
+  deliveredAt: string | null;
+  durationMs: number;
+  idempotencyKey: string;
 }
