@@ -39,32 +39,20 @@ async function matchingIds(db: pg.Pool, query: MessageQuery): Promise<string[]> 
           ]);
     add(rows);
   };
-  const byHeader = async (id: string) => {
-    const bare = id.replace(/^<|>$/g, '');
+  /** Newest first within the time range; `where` names the value as $4. */
+  const inRange = async (table: 'messages' | 'recipients', where: string, value?: string) => {
+    // A message has one row in messages, but may have two matching recipients (case variants).
     const { rows } = await db.query(
-      `SELECT message_id FROM messages WHERE header_message_id = $4 AND accepted_at >= $1 AND accepted_at < $2
+      `SELECT ${table === 'recipients' ? 'DISTINCT ' : ''}message_id, accepted_at FROM ${table}
+        WHERE ${where === '' ? '' : `${where} AND `}accepted_at >= $1 AND accepted_at < $2
         ORDER BY accepted_at DESC LIMIT $3`,
-      [...range, bare],
+      value === undefined ? range : [...range, value],
     );
     add(rows);
   };
-  const bySender = async (address: string) => {
-    const { rows } = await db.query(
-      `SELECT message_id FROM messages WHERE sender = $4 AND accepted_at >= $1 AND accepted_at < $2
-        ORDER BY accepted_at DESC LIMIT $3`,
-      [...range, address],
-    );
-    add(rows);
-  };
-  const byRecipient = async (address: string) => {
-    const { rows } = await db.query(
-      `SELECT DISTINCT message_id, accepted_at FROM recipients
-        WHERE lower(address) = lower($4) AND accepted_at >= $1 AND accepted_at < $2
-        ORDER BY accepted_at DESC LIMIT $3`,
-      [...range, address],
-    );
-    add(rows);
-  };
+  const byHeader = (id: string) => inRange('messages', 'header_message_id = $4', id.replace(/^<|>$/g, ''));
+  const bySender = (address: string) => inRange('messages', 'sender = $4', address);
+  const byRecipient = (address: string) => inRange('recipients', 'lower(address) = lower($4)', address);
   if (query.queueId) await byQueueId(query.queueId);
   if (query.messageId) await byHeader(query.messageId);
   if (query.sender) await bySender(query.sender);
@@ -87,12 +75,7 @@ async function matchingIds(db: pg.Pool, query: MessageQuery): Promise<string[]> 
     query.recipient === undefined &&
     query.q === undefined
   ) {
-    const { rows } = await db.query(
-      `SELECT message_id FROM messages WHERE accepted_at >= $1 AND accepted_at < $2
-        ORDER BY accepted_at DESC LIMIT $3`,
-      range,
-    );
-    add(rows);
+    await inRange('messages', '');
   }
   return [...ids].slice(0, query.limit);
 }
