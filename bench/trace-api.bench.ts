@@ -13,14 +13,8 @@
 import { createServer } from 'node:http';
 import { jetstream } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
-import {
-  DestinationControls,
-  openDestinationsKv,
-  openSuppressionsKv,
-  SuppressionList,
-} from '@petrel/delivery';
 import { findNatsServer, startNatsServer, startPostgres } from '@petrel/localenv';
-import { createApi, TokenSource } from '@petrel/recorder';
+import { createApi, openApiStores, TokenSource } from '@petrel/recorder';
 import { ensureDatabase, ensurePartitions, migrate } from '@petrel/store';
 import { createLogger } from '@petrel/telemetry';
 import { tempDir } from '@petrel/test-harness';
@@ -89,17 +83,14 @@ try {
 
   const nc = await connect({ servers: nats.url });
   const js = jetstream(nc);
-  const suppressions = new SuppressionList(await openSuppressionsKv(js, 1));
-  await suppressions.start();
-  const controls = new DestinationControls(await openDestinationsKv(js, 1));
-  await controls.start();
+  const stores = await openApiStores(js, 1);
   const token = 'bench-token';
   const api = createApi({
     db,
     nc,
     js,
-    suppressions,
-    controls,
+    suppressions: stores.suppressions,
+    controls: stores.controls,
     tokens: new TokenSource({ token }),
     log: createLogger('bench', { level: 'warn' }),
     retentionDays: 30,
@@ -178,8 +169,7 @@ try {
     ),
   );
   http.close();
-  suppressions.stop();
-  controls.stop();
+  stores.stop();
   await nc.close();
   await db.end();
 } finally {

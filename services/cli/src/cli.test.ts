@@ -15,16 +15,10 @@ import { type TestContext, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
-import {
-  DestinationControls,
-  openDestinationsKv,
-  openSuppressionsKv,
-  QUEUE_OPERATIONS_SUBJECT,
-  SuppressionList,
-} from '@petrel/delivery';
+import { QUEUE_OPERATIONS_SUBJECT } from '@petrel/delivery';
 import { type DeliveryEvent, EventKind } from '@petrel/proto';
 import { deliveryEvent, ensureStreams, newMessageId } from '@petrel/queue';
-import { createApi, EventWriter, TokenSource } from '@petrel/recorder';
+import { createApi, EventWriter, openApiStores, TokenSource } from '@petrel/recorder';
 import { migrate } from '@petrel/store';
 import { createLogger } from '@petrel/telemetry';
 import { startNats, startPostgres, tempDir, waitFor } from '@petrel/test-harness';
@@ -220,12 +214,9 @@ async function scenario(t: TestContext, now: number, databaseUrl: string, natsUr
   defer(() => nc.close());
   await ensureStreams(await jetstreamManager(nc), { replicas: 1 });
   const js = jetstream(nc);
-  const suppressions = new SuppressionList(await openSuppressionsKv(js, 1));
-  await suppressions.start();
-  defer(() => suppressions.stop());
-  const controls = new DestinationControls(await openDestinationsKv(js, 1));
-  await controls.start();
-  defer(() => controls.stop());
+  const stores = await openApiStores(js, 1);
+  defer(() => stores.stop());
+  const { suppressions, controls } = stores;
 
   const token = randomBytes(18).toString('base64url');
   const log = createLogger('cli-test', { level: 'silent' });

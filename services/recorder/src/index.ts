@@ -1,5 +1,6 @@
 export { openApiDocument } from './api/openapi.ts';
 export { type ApiDeps, ApiError, ApiErrorCode, apiRoutes, createApi } from './api/server.ts';
+export { type ApiStores, openApiStores } from './api/stores.ts';
 export { TokenSource } from './api/tokens.ts';
 export type {
   Destination,

@@ -4,12 +4,6 @@ import { createServer } from 'node:http';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { liveDomains } from '@petrel/config';
-import {
-  DestinationControls,
-  openDestinationsKv,
-  openSuppressionsKv,
-  SuppressionList,
-} from '@petrel/delivery';
 import { ensureStreams } from '@petrel/queue';
 import { migrate } from '@petrel/store';
 import { createLogger } from '@petrel/telemetry';
@@ -17,6 +11,7 @@ import { startTracing } from '@petrel/telemetry/sdk';
 import { ensureWebhookStream, startWebhooks } from '@petrel/webhooks';
 import pg from 'pg';
 import { createApi } from './api/server.ts';
+import { openApiStores } from './api/stores.ts';
 import { TokenSource } from './api/tokens.ts';
 import { recorderConfigFromEnv } from './config.ts';
 import { ensureRecorderConsumer, Recorder } from './recorder.ts';
@@ -63,21 +58,17 @@ async function main(): Promise<void> {
       webhooks?.forgetPartitions();
     },
   });
-  const suppressionsKv = await openSuppressionsKv(js, config.streamReplicas);
-  const suppressions = new SuppressionList(suppressionsKv);
-  await suppressions.start();
-  const mirror = new SuppressionsMirror(suppressionsKv, db, log);
+  const stores = await openApiStores(js, config.streamReplicas);
+  const mirror = new SuppressionsMirror(stores.suppressionsKv, db, log);
   await mirror.start();
-  const controls = new DestinationControls(await openDestinationsKv(js, config.streamReplicas));
-  await controls.start();
 
   let stopping = false;
   const api = createApi({
     db,
     nc,
     js,
-    suppressions,
-    controls,
+    suppressions: stores.suppressions,
+    controls: stores.controls,
     tokens: new TokenSource({
       file: config.apiTokenFile === '' ? undefined : config.apiTokenFile,
       token: config.apiToken === '' ? undefined : config.apiToken,
@@ -109,8 +100,7 @@ async function main(): Promise<void> {
     await webhooks?.stop().catch(() => undefined);
     domains?.close();
     retention.stop();
-    suppressions.stop();
-    controls.stop();
+    stores.stop();
     await mirror.stop().catch(() => undefined);
     await nc.drain().catch(() => nc.close());
     await db.end().catch(() => undefined);

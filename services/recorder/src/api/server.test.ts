@@ -5,12 +5,6 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
-import {
-  DestinationControls,
-  openDestinationsKv,
-  openSuppressionsKv,
-  SuppressionList,
-} from '@petrel/delivery';
 import { ensureStreams } from '@petrel/queue';
 import { migrate } from '@petrel/store';
 import { createLogger } from '@petrel/telemetry';
@@ -20,6 +14,7 @@ import { delivered } from '../../test/stories.ts';
 import { EventWriter } from '../writer.ts';
 import { openApiDocument } from './openapi.ts';
 import { apiRoutes, createApi } from './server.ts';
+import { openApiStores } from './stores.ts';
 import { TokenSource } from './tokens.ts';
 
 async function fixture(t: import('node:test').TestContext, tokens: TokenSource) {
@@ -31,16 +26,13 @@ async function fixture(t: import('node:test').TestContext, tokens: TokenSource) 
   const js = jetstream(nc);
   const db = new pg.Pool({ connectionString: postgres.databaseUrl });
   db.on('error', () => undefined); // idle connections of a stopped server
-  const suppressions = new SuppressionList(await openSuppressionsKv(js, 1));
-  await suppressions.start();
-  const controls = new DestinationControls(await openDestinationsKv(js, 1));
-  await controls.start();
+  const stores = await openApiStores(js, 1);
   const deps = {
     db,
     nc,
     js,
-    suppressions,
-    controls,
+    suppressions: stores.suppressions,
+    controls: stores.controls,
     tokens,
     log: createLogger('api-test', { level: 'silent' }),
     retentionDays: 30,
@@ -51,8 +43,7 @@ async function fixture(t: import('node:test').TestContext, tokens: TokenSource) 
   const base = `http://127.0.0.1:${typeof address === 'object' && address !== null ? address.port : 0}`;
   const close = async () => {
     http.close();
-    suppressions.stop();
-    controls.stop();
+    stores.stop();
     await nc.close();
     await db.end();
   };
