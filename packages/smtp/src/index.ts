@@ -52,6 +52,7 @@ export {
   type DataProblems,
   dotStuff,
 } from './data.ts';
+export { countFields, firstField } from './header-fields.ts';
 export {
   type BodyType,
   type DeliverBy,

@@ -1,5 +1,6 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import { MAX_RECEIVED_FIELDS } from './codes.ts';
+import { countFields } from './header-fields.ts';
 
 /**
  * The Received trace field we prepend (RFC 5321 §4.4) and the hop count used for loop
@@ -188,41 +189,9 @@ function comment(text: string, utf8: boolean): string[] {
   return words;
 }
 
-const LF = 0x0a;
-const CR = 0x0d;
-const SP = 0x20;
-const HTAB = 0x09;
-const COLON = 0x3a;
 const RECEIVED = Buffer.from('received', 'latin1');
 
-/**
- * Received fields in the header section (RFC 5322 §2.1: up to the first empty line). Folded
- * continuation lines start with white space and are not fields; body lines are never looked at.
- */
+/** Received fields in the header section (loop detection, RFC 5321 §6.3). */
 export function countReceived(message: Buffer): number {
-  let count = 0;
-  let pos = 0;
-  const n = message.length;
-  while (pos < n) {
-    const first = message[pos];
-    if (first === LF || (first === CR && message[pos + 1] === LF)) break;
-    // A folded continuation starts with white space, so it never matches the name.
-    if (isReceivedField(message, pos)) count++;
-    const next = message.indexOf(LF, pos);
-    if (next === -1) break;
-    pos = next + 1;
-  }
-  return count;
-}
-
-/** Case-insensitive field name; RFC 5322 §4.5.3 (obsolete syntax) allows white space before ':'. */
-function isReceivedField(message: Buffer, at: number): boolean {
-  if (at + RECEIVED.length >= message.length) return false;
-  for (let i = 0; i < RECEIVED.length; i++) {
-    // ASCII letters only: OR-ing 0x20 folds upper to lower case and maps nothing else onto them.
-    if (((message[at + i] as number) | 0x20) !== RECEIVED[i]) return false;
-  }
-  let i = at + RECEIVED.length;
-  while (message[i] === SP || message[i] === HTAB) i++;
-  return message[i] === COLON;
+  return countFields(message, RECEIVED);
 }
