@@ -1,6 +1,6 @@
 // Public surface of the generated protobuf code (proto/petrel/v1). Regenerate with `npm run proto:gen`.
 export { create, fromBinary, toBinary } from '@bufbuild/protobuf';
-export { timestampDate, timestampFromDate } from '@bufbuild/protobuf/wkt';
+export { timestampDate, timestampFromDate, timestampMs } from '@bufbuild/protobuf/wkt';
 export {
   type DeliveryEvent,
   type DeliveryEventBatch,

@@ -4,7 +4,7 @@
  * subscription (its current URL and secret) to send it.
  */
 import { WEBHOOK_EVENTS, type WebhookEvent } from '@petrel/config';
-import type { DeliveryEvent } from '@petrel/proto';
+import { type DeliveryEvent, timestampDate } from '@petrel/proto';
 import { WebhookError, WebhookErrorCode } from './errors.ts';
 import type { Match } from './matching.ts';
 import { idempotencyKey } from './matching.ts';
@@ -40,10 +40,7 @@ export interface WebhookBody {
 export type WebhookJob = WebhookBody;
 
 export function eventJson(event: DeliveryEvent): WebhookEventJson {
-  const at =
-    event.at === undefined
-      ? null
-      : new Date(Number(event.at.seconds) * 1000 + Math.floor(event.at.nanos / 1_000_000)).toISOString();
+  const at = event.at === undefined ? null : timestampDate(event.at).toISOString();
   return {
     eventId: event.eventId,
     messageId: event.messageId,

@@ -6,6 +6,7 @@ import {
   type Envelope,
   EventKind,
   timestampFromDate,
+  timestampMs,
 } from '@petrel/proto';
 import { deliveryEvent, newMessageId } from '@petrel/queue';
 import { Enhanced, type Reply, ReplyCode, reply, type SessionInfo, type Transaction } from '@petrel/smtp';
@@ -184,9 +185,7 @@ export function acceptedEvent(
   body: Buffer,
 ): DeliveryEvent {
   const first = envelopes[0] as Envelope;
-  const atMs = first.receivedAt
-    ? Number(first.receivedAt.seconds) * 1000 + Math.floor(first.receivedAt.nanos / 1e6)
-    : Date.now();
+  const atMs = first.receivedAt ? timestampMs(first.receivedAt) : Date.now();
   return deliveryEvent({
     eventId: `${first.messageId}.accepted`,
     kind: EventKind.ACCEPTED,

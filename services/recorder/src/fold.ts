@@ -5,7 +5,7 @@
  * of the events does not matter: a recipient's status is the one of its newest event (time, then
  * how final the status is), its attempts a sum.
  */
-import { type DeliveryEvent, EventKind } from '@petrel/proto';
+import { type DeliveryEvent, EventKind, timestampMs } from '@petrel/proto';
 import { eventKindName, messageIdTime } from '@petrel/queue';
 import { pgText } from '@petrel/store';
 
@@ -101,7 +101,7 @@ export function recordable(e: DeliveryEvent): boolean {
 const MAX_TIME = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
 
 export function timeOf(e: DeliveryEvent): number {
-  return e.at === undefined ? 0 : Number(e.at.seconds) * 1000 + Math.floor(e.at.nanos / 1e6);
+  return e.at === undefined ? 0 : timestampMs(e.at);
 }
 
 /** The partition time of a message's rows: the time in its queue id, else its event's time. */
