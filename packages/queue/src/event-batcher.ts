@@ -53,8 +53,8 @@ export function eventBatches(events: readonly DeliveryEvent[], maxEvents: number
 export interface EventBatcherDeps {
   publisher: AckPublisher;
   timeoutMs: number;
-  /** A batch the server did not store: logged, never thrown at the mail path. */
-  onError: (error: unknown, events: readonly DeliveryEvent[]) => void;
+  /** Where a batch the server did not store is reported: never thrown at the mail path. */
+  log: { warn(fields: object, message: string): void };
   /** Events per stream message (~200 bytes an event keeps a batch far under max_payload). */
   maxEvents?: number;
 }
@@ -84,14 +84,24 @@ export class EventBatcher {
     await Promise.all([...this.#inFlight]);
   }
 
-  #flush(): void {
-    const pending = this.#pending;
-    this.#pending = [];
-    for (const events of eventBatches(pending, this.#deps.maxEvents ?? 500)) {
-      const p = publishEventBatchWith(this.#deps.publisher, events, { timeoutMs: this.#deps.timeoutMs })
-        .catch((error: unknown) => this.#deps.onError(error, events))
+  /** Publishes these events now, in as few batches as the limits allow (without waiting). */
+  publish(events: readonly DeliveryEvent[]): void {
+    for (const batch of eventBatches(events, this.#deps.maxEvents ?? 500)) {
+      const p = publishEventBatchWith(this.#deps.publisher, batch, { timeoutMs: this.#deps.timeoutMs })
+        .catch((error: unknown) =>
+          this.#deps.log.warn(
+            { err: error, events: batch.length, eventIds: batch.slice(0, 5).map((e) => e.eventId) },
+            'event publish failed',
+          ),
+        )
         .finally(() => this.#inFlight.delete(p));
       this.#inFlight.add(p);
     }
+  }
+
+  #flush(): void {
+    const pending = this.#pending;
+    this.#pending = [];
+    this.publish(pending);
   }
 }

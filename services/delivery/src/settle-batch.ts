@@ -1,6 +1,6 @@
 import type { JsMsg } from '@nats-io/jetstream';
 import type { DeliveryEvent } from '@petrel/proto';
-import { type AckPublisher, ackEntry, eventBatches, publishEventBatchWith } from '@petrel/queue';
+import { type AckPublisher, ackEntry, EventBatcher } from '@petrel/queue';
 import type { Logger } from '@petrel/telemetry';
 
 export interface SettleBatchDeps {
@@ -33,11 +33,18 @@ const MAX_EVENTS = 500;
  */
 export class SettleBatch {
   readonly #deps: SettleBatchDeps;
+  readonly #events: EventBatcher;
   #pending: Settled[] = [];
   #scheduled = false;
 
   constructor(deps: SettleBatchDeps) {
     this.#deps = deps;
+    this.#events = new EventBatcher({
+      publisher: deps.publisher,
+      timeoutMs: deps.timeoutMs,
+      maxEvents: deps.maxEvents ?? MAX_EVENTS,
+      log: deps.log,
+    });
   }
 
   settle(m: JsMsg, events: readonly DeliveryEvent[]): Promise<void> {
@@ -54,20 +61,11 @@ export class SettleBatch {
     const batch = this.#pending;
     this.#pending = [];
     this.#scheduled = false;
-    const { publisher, log, timeoutMs } = this.#deps;
-    const max = this.#deps.maxEvents ?? MAX_EVENTS;
+    const { publisher, timeoutMs } = this.#deps;
     const all: DeliveryEvent[] = [];
     for (const s of batch) for (const e of s.events) all.push(e);
-    // Closed by count and by size: events carry their recipients, so a count alone could pass
-    // the server's max_payload and lose the whole batch.
-    for (const sent of eventBatches(all, max)) {
-      publishEventBatchWith(publisher, sent, { timeoutMs }).catch((error: unknown) =>
-        log.warn(
-          { err: error, events: sent.length, eventIds: sent.slice(0, 5).map((e) => e.eventId) },
-          'event publish failed',
-        ),
-      );
-    }
+    // Before the acks, in the same write; batches closed by count and by size.
+    this.#events.publish(all);
     for (const s of batch) {
       // The ack subject: nats.js's JsMsg has it but its interface does not declare it.
       const reply = (s.m as JsMsg & { readonly reply?: string }).reply;

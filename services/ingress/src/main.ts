@@ -69,11 +69,7 @@ async function main(): Promise<void> {
   const events = new EventBatcher({
     publisher,
     timeoutMs: config.publishTimeoutMs,
-    onError: (error, sent) =>
-      log.warn(
-        { err: error, events: sent.length, eventIds: sent.slice(0, 5).map((e) => e.eventId) },
-        'event publish failed',
-      ),
+    log,
   });
   const acceptor = new Acceptor(
     {
