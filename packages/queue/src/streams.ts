@@ -87,7 +87,7 @@ export interface DeliveryConsumerOptions {
 export function deliveryConsumerConfig(
   options: DeliveryConsumerOptions,
   shard: number,
-): Partial<ConsumerConfig> {
+): Partial<ConsumerConfig> & { durable_name: string } {
   return {
     durable_name: deliveryConsumerName(shard),
     ack_policy: AckPolicy.Explicit,
@@ -100,15 +100,57 @@ export function deliveryConsumerConfig(
   };
 }
 
-async function ensureStream(jsm: JetStreamManager, config: Partial<StreamConfig> & { name: string }) {
+/** Creates a stream or brings its config up to date; safe from several processes at once. */
+export async function ensureStream(
+  jsm: JetStreamManager,
+  config: Partial<StreamConfig> & { name: string },
+): Promise<void> {
   try {
     await jsm.streams.info(config.name);
-    return await jsm.streams.update(config.name, config);
+    await jsm.streams.update(config.name, config);
   } catch (error) {
-    if (error instanceof JetStreamApiError && error.code === JetStreamApiCodes.StreamNotFound) {
-      return await jsm.streams.add(config);
-    }
-    throw error;
+    if (!(error instanceof JetStreamApiError && error.code === JetStreamApiCodes.StreamNotFound)) throw error;
+    await jsm.streams.add(config).catch(async (e: unknown) => {
+      // Another process created it meanwhile.
+      if (!(e instanceof JetStreamApiError)) throw e;
+      await jsm.streams.info(config.name);
+    });
+  }
+}
+
+/**
+ * Creates a durable consumer, or brings its ack_wait and max_ack_pending up to date (the other
+ * settings of a durable consumer cannot change); safe from several processes at once. `current`:
+ * its config when the caller listed it already, null when it is known not to exist.
+ */
+export async function ensureConsumer(
+  jsm: JetStreamManager,
+  stream: string,
+  config: Partial<ConsumerConfig> & { durable_name: string },
+  current?: ConsumerConfig | null,
+): Promise<void> {
+  let existing = current;
+  if (existing === undefined) {
+    existing = await jsm.consumers
+      .info(stream, config.durable_name)
+      .then((info) => info.config)
+      .catch((error: unknown) => {
+        if (error instanceof JetStreamApiError && error.code === JetStreamApiCodes.ConsumerNotFound)
+          return null;
+        throw error;
+      });
+  }
+  if (existing === null) {
+    await jsm.consumers.add(stream, config).catch(async (error: unknown) => {
+      // Another process created it meanwhile.
+      if (!(error instanceof JetStreamApiError)) throw error;
+      await jsm.consumers.info(stream, config.durable_name);
+    });
+  } else if (existing.ack_wait !== config.ack_wait || existing.max_ack_pending !== config.max_ack_pending) {
+    await jsm.consumers.update(stream, config.durable_name, {
+      ack_wait: config.ack_wait,
+      max_ack_pending: config.max_ack_pending,
+    });
   }
 }
 
@@ -142,20 +184,7 @@ export async function ensureDeliveryConsumers(
   await Promise.all(
     Array.from({ length: OUTBOUND_SHARDS }, async (_, shard) => {
       const config = deliveryConsumerConfig(options, shard);
-      const name = deliveryConsumerName(shard);
-      const current = existing.get(name);
-      if (current === undefined) {
-        await jsm.consumers.add(STREAM_OUTBOUND, config).catch(async (error: unknown) => {
-          // Another worker created it meanwhile.
-          if (!(error instanceof JetStreamApiError)) throw error;
-          await jsm.consumers.info(STREAM_OUTBOUND, name);
-        });
-      } else if (current.ack_wait !== config.ack_wait || current.max_ack_pending !== config.max_ack_pending) {
-        await jsm.consumers.update(STREAM_OUTBOUND, name, {
-          ack_wait: config.ack_wait,
-          max_ack_pending: config.max_ack_pending,
-        });
-      }
+      await ensureConsumer(jsm, STREAM_OUTBOUND, config, existing.get(config.durable_name) ?? null);
     }),
   );
 }

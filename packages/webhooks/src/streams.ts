@@ -9,14 +9,12 @@ import {
   type ConsumerConfig,
   DeliverPolicy,
   DiscardPolicy,
-  JetStreamApiCodes,
-  JetStreamApiError,
   type JetStreamManager,
   RetentionPolicy,
   StorageType,
   type StreamConfig,
 } from '@nats-io/jetstream';
-import { EventSubject, STREAM_EVENTS } from '@petrel/queue';
+import { EventSubject, ensureConsumer, ensureStream, STREAM_EVENTS } from '@petrel/queue';
 
 export const STREAM_WEBHOOKS = 'PETREL_WEBHOOKS';
 export const WEBHOOKS_SUBJECT_PREFIX = 'petrel.webhooks';
@@ -64,18 +62,7 @@ export async function ensureWebhookStream(
   jsm: JetStreamManager,
   options: { replicas: number },
 ): Promise<void> {
-  const config = webhookStreamConfig(options);
-  try {
-    await jsm.streams.info(config.name);
-    await jsm.streams.update(config.name, config);
-  } catch (error) {
-    if (!(error instanceof JetStreamApiError && error.code === JetStreamApiCodes.StreamNotFound)) throw error;
-    await jsm.streams.add(config).catch(async (e: unknown) => {
-      // Another process created it meanwhile.
-      if (!(e instanceof JetStreamApiError)) throw e;
-      await jsm.streams.info(config.name);
-    });
-  }
+  await ensureStream(jsm, webhookStreamConfig(options));
 }
 
 export interface ConsumerOptions {
@@ -116,29 +103,6 @@ export function senderConsumerConfig(options: ConsumerOptions): Partial<Consumer
     max_ack_pending: options.maxAckPending,
     max_deliver: -1,
   };
-}
-
-async function ensureConsumer(
-  jsm: JetStreamManager,
-  stream: string,
-  config: Partial<ConsumerConfig> & { durable_name: string },
-): Promise<void> {
-  try {
-    const info = await jsm.consumers.info(stream, config.durable_name);
-    if (info.config.ack_wait !== config.ack_wait || info.config.max_ack_pending !== config.max_ack_pending) {
-      await jsm.consumers.update(stream, config.durable_name, {
-        ack_wait: config.ack_wait,
-        max_ack_pending: config.max_ack_pending,
-      });
-    }
-  } catch (error) {
-    if (!(error instanceof JetStreamApiError && error.code === JetStreamApiCodes.ConsumerNotFound))
-      throw error;
-    await jsm.consumers.add(stream, config).catch(async (e: unknown) => {
-      if (!(e instanceof JetStreamApiError)) throw e;
-      await jsm.consumers.info(stream, config.durable_name);
-    });
-  }
 }
 
 /** Creates the fan-out and sender consumers or brings their limits up to date. */

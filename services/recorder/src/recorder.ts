@@ -15,7 +15,7 @@ import {
   type JsMsg,
 } from '@nats-io/jetstream';
 import type { DeliveryEvent } from '@petrel/proto';
-import { decodeEvents, STREAM_EVENTS } from '@petrel/queue';
+import { decodeEvents, ensureConsumer, STREAM_EVENTS } from '@petrel/queue';
 import type { Logger } from '@petrel/telemetry';
 import type { EventWriter } from './writer.ts';
 
@@ -62,7 +62,7 @@ export async function ensureRecorderConsumer(
   jsm: JetStreamManager,
   options: RecorderOptions = {},
 ): Promise<void> {
-  const config = {
+  await ensureConsumer(jsm, STREAM_EVENTS, {
     durable_name: RECORDER_CONSUMER,
     ack_policy: AckPolicy.Explicit,
     deliver_policy: DeliverPolicy.All,
@@ -70,16 +70,7 @@ export async function ensureRecorderConsumer(
     max_ack_pending: options.maxAckPending ?? 20_000,
     // Never given up on: an event not written is retried until it is (or ages out of the stream).
     max_deliver: -1,
-  };
-  try {
-    await jsm.consumers.info(STREAM_EVENTS, RECORDER_CONSUMER);
-    await jsm.consumers.update(STREAM_EVENTS, RECORDER_CONSUMER, {
-      ack_wait: config.ack_wait,
-      max_ack_pending: config.max_ack_pending,
-    });
-  } catch {
-    await jsm.consumers.add(STREAM_EVENTS, config);
-  }
+  });
 }
 
 /** Stream messages received and their decoded events, written together. */
