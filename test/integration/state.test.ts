@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import { startPostgres as startPostgresProcess } from '@petrel/localenv';
 import { ensureDatabase } from '@petrel/store';
 import {
@@ -29,6 +29,21 @@ interface Recipient {
 interface Trace {
   message: { queueId: string; sender: string; messageId: string; recipients: Recipient[] };
   timeline: { event: string; attempt: number; reply: { code: number } | null; dsnQueueId: string | null }[];
+}
+
+/** Errors the components logged (pino levels 50, 60), as test diagnostics: a failure says why. */
+function reportComponentErrors(t: TestContext, dataDir: string): void {
+  t.after(async () => {
+    for (const name of ['recorder', 'delivery', 'ingress']) {
+      const text = await readFile(join(dataDir, 'logs', `${name}.log`), 'utf8').catch(() => '');
+      for (const line of text
+        .split('\n')
+        .filter((l) => /"level":(50|60)/.test(l))
+        .slice(-5)) {
+        t.diagnostic(`${name}: ${line.slice(0, 2000)}`);
+      }
+    }
+  });
 }
 
 async function api(port: number, token: string, path: string): Promise<{ status: number; body: unknown }> {
@@ -76,6 +91,7 @@ test('timelines of delivered, deferred-then-delivered, bounced and expired messa
     env: { PETREL_RETRY_DELAYS_MS: '300', PETREL_QUEUE_LIFETIME: '4s' },
   });
   t.after(() => dev.stop());
+  reportComponentErrors(t, dev.dataDir);
   const token = (await readFile(join(dev.dataDir, 'api-token'), 'utf8')).trim();
 
   const ids = {
@@ -205,6 +221,7 @@ test('Postgres stopped under load: mail keeps flowing, and the state catches up 
     databaseUrl: postgres.urlFor('petrel'),
   });
   t.after(() => dev.stop());
+  reportComponentErrors(t, dev.dataDir);
   const token = (await readFile(join(dev.dataDir, 'api-token'), 'utf8')).trim();
 
   const first = await send(dev.smtpPort, 'before@example.org', 'before@sender.example');
