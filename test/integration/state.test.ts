@@ -31,15 +31,16 @@ interface Trace {
   timeline: { event: string; attempt: number; reply: { code: number } | null; dsnQueueId: string | null }[];
 }
 
-/** Errors the components logged (pino levels 50, 60), as test diagnostics: a failure says why. */
+/** Errors the components logged (pino levels 50, 60, and stack traces), as test diagnostics: a failure says why. */
 function reportComponentErrors(t: TestContext, dataDir: string): void {
   t.after(async () => {
     for (const name of ['recorder', 'delivery', 'ingress']) {
       const text = await readFile(join(dataDir, 'logs', `${name}.log`), 'utf8').catch(() => '');
-      for (const line of text
+      // Errors and fatals, and what is not a log line at all (an uncaught exception's stack).
+      const lines = text
         .split('\n')
-        .filter((l) => /"level":(50|60)/.test(l))
-        .slice(-5)) {
+        .filter((l) => l !== '' && (!l.startsWith('{') || /"level":(50|60)/.test(l)));
+      for (const line of lines.slice(-20)) {
         t.diagnostic(`${name}: ${line.slice(0, 2000)}`);
       }
     }

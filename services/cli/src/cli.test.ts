@@ -200,18 +200,20 @@ test('petrel trace, queue and suppress against the real API', async (t) => {
   const nats = await startNats(t.after.bind(t));
   await migrate(postgres.databaseUrl);
   const cleanups: (() => Promise<unknown> | unknown)[] = [];
-  try {
-    await scenario(t, now, postgres.databaseUrl, nats.url, (fn) => cleanups.push(fn));
-  } finally {
-    // Every cleanup runs even when one fails: a pool left open when the harness stops Postgres
-    // would get "terminating connection" as an error nobody handles.
-    const failures: unknown[] = [];
-    for (const fn of cleanups.reverse())
-      await Promise.resolve()
-        .then(fn)
-        .catch((error: unknown) => failures.push(error));
-    if (failures.length > 0) throw failures[0];
+  const outcome = await scenario(t, now, postgres.databaseUrl, nats.url, (fn) => cleanups.push(fn)).then(
+    () => ({ ok: true as const }),
+    (error: unknown) => ({ ok: false as const, error }),
+  );
+  // Every cleanup runs even when one fails: a pool left open when the harness stops Postgres
+  // would get "terminating connection" as an error nobody handles.
+  const failures: unknown[] = [];
+  for (const fn of cleanups.reverse()) {
+    await Promise.resolve()
+      .then(fn)
+      .catch((error: unknown) => failures.push(error));
   }
+  if (!outcome.ok) throw outcome.error;
+  if (failures.length > 0) throw failures[0];
 });
 
 async function scenario(t: TestContext, now: number, databaseUrl: string, natsUrl: string, defer: Defer) {
