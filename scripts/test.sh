@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The README's test command: installs what the tests need (Node 24, npm packages, swaks,
-# nats-server 2.12 built with Go), runs the checks, then every test in one node:test run.
+# nats-server 2.12 and the Kubernetes control plane built with Go), runs the checks, then every test in one node:test run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/install.sh
@@ -30,6 +30,8 @@ if [ ! -x /usr/sbin/postfix ] || ! ls /usr/lib/*/sasl2/libplain.so >/dev/null 2>
 fi
 # Build (or find) nats-server once, before test files run in parallel.
 node scripts/prepare-tools.ts
+# The operator tests' control plane (kube-apiserver, etcd, kubectl), built with Go once and cached.
+echo "petrel: envtest assets: $(npm run -s envtest:assets)" >&2
 
 echo "petrel: lint, proto, types" >&2
 npm run -s lint

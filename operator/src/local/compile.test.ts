@@ -53,6 +53,8 @@ test('compiles the minimal MailDomain form of the architecture brief', async () 
         dkimKeys: [],
         outbound: {},
         webhooks: [],
+        draining: false,
+        hostnames: [],
       },
     ]);
     assert.deepEqual(config.policies, []);

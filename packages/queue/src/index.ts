@@ -17,6 +17,27 @@ export {
   newEvent,
 } from './codec.ts';
 export {
+  CONFIG_STORE_BUCKET,
+  ConfigStoreError,
+  ConfigStoreErrorCode,
+  ConfigStoreMetadata,
+  type ConfigStoreOptions,
+  configKeyId,
+  decryptRuntimeConfig,
+  encryptRuntimeConfig,
+  liveDomainsFromSource,
+  liveDomainsFromStore,
+  loadConfigKey,
+  type PublishRuntimeConfigOptions,
+  type PublishRuntimeConfigResult,
+  publishRuntimeConfig,
+  RUNTIME_CONFIG_OBJECT,
+  readRuntimeConfig,
+  type StoredRuntimeConfig,
+  type WatchRuntimeConfigStoreOptions,
+  watchRuntimeConfigStore,
+} from './config-store.ts';
+export {
   DeferHeader,
   type DeferInput,
   type DeferredEntry,

@@ -13,7 +13,7 @@ import {
   startNatsServer,
   startPostgres,
 } from '@petrel/localenv';
-import { compileDirectory, writeRuntimeConfig } from '@petrel/operator';
+import { compileDirectory, configContent, writeRuntimeConfig } from '@petrel/operator';
 import { ensureStreams } from '@petrel/queue';
 import { ensureDatabase, migrate } from '@petrel/store';
 import { API_TOKEN_FILE, LOCAL_API_FILE } from './local-api.ts';
@@ -84,16 +84,32 @@ export async function runDev(options: DevOptions): Promise<number> {
   };
 
   try {
-    await writeRuntimeConfig(runtimeConfigPath, await compileDirectory(configDir, generation));
-    const configWatch = watchConfigDir(configDir, async () => {
+    // The operator's local mode: generated DKIM keys and certificates live in <data-dir>/operator.
+    const local = { stateDir: join(dataDir, 'operator'), log: say };
+    let lastContent = '';
+    const apply = async (): Promise<void> => {
+      const config = await compileDirectory(configDir, generation + 1, local);
+      // Unchanged (a periodic pass with nothing due): not rewritten, so nothing reloads.
+      const content = configContent(config);
+      if (content === lastContent) return;
+      generation += 1;
+      await writeRuntimeConfig(runtimeConfigPath, config);
+      lastContent = content;
+    };
+    const applyReporting = async (): Promise<void> => {
       try {
-        await writeRuntimeConfig(runtimeConfigPath, await compileDirectory(configDir, ++generation));
+        await apply();
       } catch (error) {
         process.stderr.write(
           `petrel: config not applied: ${error instanceof Error ? error.message : String(error)}\n`,
         );
       }
-    });
+    };
+    await apply();
+    const configWatch = watchConfigDir(configDir, applyReporting);
+    // Rotations and renewals fall due with time, not with edits.
+    const periodic = setInterval(() => void applyReporting(), 60_000);
+    periodic.unref();
 
     let natsUrl = options.natsUrl;
     if (natsUrl === undefined) {
@@ -216,6 +232,7 @@ export async function runDev(options: DevOptions): Promise<number> {
     if (typeof first !== 'string')
       process.stderr.write(`petrel: ${first.name} exited unexpectedly (${first.code}); stopping\n`);
     configWatch.close();
+    clearInterval(periodic);
     http.close();
     rmSync(join(dataDir, LOCAL_API_FILE), { force: true });
     await stopAll();

@@ -59,6 +59,60 @@ program
     process.exitCode = await runDev(options);
   });
 
+program
+  .command('crds')
+  .description('print the CustomResourceDefinitions of petrel.dev (for kubectl apply -f -)')
+  .action(async () => {
+    const { crdsYaml } = await import('@petrel/operator/crds');
+    process.stdout.write(crdsYaml());
+  });
+
+program
+  .command('operator')
+  .description(
+    'run the operator against a cluster (MailDomain, DeliveryPolicy → runtime config, keys, certificates)',
+  )
+  .option('--kubeconfig <path>', 'kubeconfig file (default: KUBECONFIG, else the pod service account)')
+  .option(
+    '--namespace <ns>',
+    "the operator's namespace: its Lease and CA (default: POD_NAMESPACE or the kubeconfig's)",
+  )
+  .option(
+    '--watch-namespaces <list>',
+    'comma-separated namespaces it manages (PETREL_WATCH_NAMESPACES; default its own)',
+  )
+  .option('--nats-url <url>', 'NATS with JetStream, where the runtime config is published (PETREL_NATS_URL)')
+  .option(
+    '--config-key-file <path>',
+    'the 32-byte key the runtime config is encrypted with (PETREL_CONFIG_KEY_FILE)',
+  )
+  .option(
+    '--config-bucket <name>',
+    'Object Store bucket of the runtime config (PETREL_RUNTIME_CONFIG_STORE)',
+    'PETREL_CONFIG',
+  )
+  .option(
+    '--database-url <url>',
+    "the recorder's Postgres: deleted domains finish when their queue drained (PETREL_DATABASE_URL)",
+  )
+  .option('--dns-server <host:port>', 'check DNS records through this server (PETREL_DNS_SERVERS)', hostPort)
+  .option('--dns-check-interval <duration>', 'how often DNS is checked for the records (default 5m)')
+  .option(
+    '--drain-grace <duration>',
+    'wait after a deleted domain stops accepting, before asking the queue (default 2m)',
+  )
+  .option(
+    '--cert-manager-issuer <kind/name>',
+    'default cert-manager issuer: Issuer/<name> or ClusterIssuer/<name>',
+  )
+  .option('--identity <name>', 'this replica in leader election (default POD_NAME or the host name)')
+  .option('--lease-duration <duration>', 'leader election lease (default 15s)')
+  .option('--workers <n>', 'MailDomains reconciled at once', (v) => Number.parseInt(v, 10), 8)
+  .action(async (options) => {
+    const { runOperatorCommand } = await import('@petrel/operator/run');
+    process.exitCode = await runOperatorCommand(options);
+  });
+
 const io: Io = {
   env: process.env,
   cwd: process.cwd(),

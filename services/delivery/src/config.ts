@@ -1,4 +1,9 @@
-import { settingsFromEnv } from '@petrel/config';
+import {
+  checkRuntimeConfigSource,
+  RuntimeConfigSourceEnv,
+  RuntimeConfigSourceSettings,
+  settingsFromEnv,
+} from '@petrel/config';
 import { z } from 'zod';
 import { parseDelays } from './schedule.ts';
 
@@ -13,7 +18,8 @@ const hostPort = z
 /** The delivery worker's own settings, from the environment. */
 export const DeliveryConfigSchema = z.strictObject({
   natsUrl: z.string().min(1),
-  runtimeConfigPath: z.string().min(1),
+  /** PETREL_RUNTIME_CONFIG (a file), or PETREL_RUNTIME_CONFIG_STORE with PETREL_CONFIG_KEY_FILE. */
+  ...RuntimeConfigSourceSettings,
   /** Deliver every message here instead of routing (local mode --smarthost). */
   smarthost: hostPort.optional(),
   /** SMTP AUTH at the smarthost (only over TLS; the password from a Secret in a cluster). */
@@ -83,7 +89,7 @@ export type DeliveryConfig = z.infer<typeof DeliveryConfigSchema>;
 
 const ENV: Record<keyof DeliveryConfig, string> = {
   natsUrl: 'PETREL_NATS_URL',
-  runtimeConfigPath: 'PETREL_RUNTIME_CONFIG',
+  ...RuntimeConfigSourceEnv,
   smarthost: 'PETREL_SMARTHOST',
   smarthostUsername: 'PETREL_SMARTHOST_USERNAME',
   smarthostPassword: 'PETREL_SMARTHOST_PASSWORD',
@@ -107,5 +113,5 @@ const ENV: Record<keyof DeliveryConfig, string> = {
 };
 
 export function deliveryConfigFromEnv(env: NodeJS.ProcessEnv): DeliveryConfig {
-  return settingsFromEnv('delivery', DeliveryConfigSchema, ENV, env);
+  return settingsFromEnv('delivery', DeliveryConfigSchema.superRefine(checkRuntimeConfigSource), ENV, env);
 }

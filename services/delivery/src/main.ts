@@ -6,9 +6,9 @@ import { hostname } from 'node:os';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { connect } from '@nats-io/transport-node';
-import { liveDomains } from '@petrel/config';
+import { runtimeConfigSource } from '@petrel/config';
 import { DnsResolver, TlsaResolver } from '@petrel/dns';
-import { AckPublisher, ensureDeliveryConsumers, ensureStreams } from '@petrel/queue';
+import { AckPublisher, ensureDeliveryConsumers, ensureStreams, liveDomainsFromSource } from '@petrel/queue';
 import { createLogger } from '@petrel/telemetry';
 import { startTracing } from '@petrel/telemetry/sdk';
 import { dsnSender } from './bounce.ts';
@@ -33,7 +33,6 @@ const tracing = startTracing('delivery');
 
 async function main(): Promise<void> {
   const config = deliveryConfigFromEnv(process.env);
-  const domains = await liveDomains(config.runtimeConfigPath, log);
 
   const nc = await connect({
     servers: config.natsUrl,
@@ -42,6 +41,8 @@ async function main(): Promise<void> {
     // No stack-carrying Error per request (a CPU profile showed 10 % of the worker building them).
     noAsyncTraces: true,
   });
+  // After NATS: in a cluster the runtime config comes from it.
+  const domains = await liveDomainsFromSource(runtimeConfigSource(config), nc, log);
   const jsm = await jetstreamManager(nc);
   await ensureStreams(jsm, { replicas: config.streamReplicas });
   await ensureDeliveryConsumers(jsm, { ackWaitMs: config.ackWaitMs });

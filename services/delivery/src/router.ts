@@ -71,7 +71,8 @@ export async function route(envelope: Envelope, deps: RouterDeps): Promise<Routi
     const { host, port, auth } = relay;
     return { kind: 'targets', targets: [{ host, port, name: host, lmtp: false, ...(auth ? { auth } : {}) }] };
   }
-  const inbound = deps.domains().managed(envelope.destinationDomain)?.inboundRoutes ?? [];
+  // known(): mail queued for a draining domain still goes to its routes.
+  const inbound = deps.domains().known(envelope.destinationDomain)?.inboundRoutes ?? [];
   if (inbound.length > 0) {
     return {
       kind: 'targets',

@@ -510,7 +510,7 @@ export class DeliveryWorker {
   /** The sender MailDomain's queue lifetime, else the worker's. */
   #lifetimeMs(envelope: Envelope): number {
     const own = envelope.senderDomain
-      ? this.#deps.domains().managed(envelope.senderDomain)?.outbound.queueLifetimeMs
+      ? this.#deps.domains().known(envelope.senderDomain)?.outbound.queueLifetimeMs
       : undefined;
     return own ?? this.#deps.retryPolicy.lifetimeMs;
   }
@@ -518,7 +518,7 @@ export class DeliveryWorker {
   /** The sender MailDomain's outbound rate (fairness between tenants), shared by the cluster. */
   #senderLimit(envelope: Envelope): { key: string; limits: DestinationLimits } | undefined {
     if (!envelope.senderDomain) return undefined;
-    const rate = this.#deps.domains().managed(envelope.senderDomain)?.outbound.ratePerSecond;
+    const rate = this.#deps.domains().known(envelope.senderDomain)?.outbound.ratePerSecond;
     if (rate === undefined) return undefined;
     return {
       key: `sender:${envelope.senderDomain.toLowerCase()}`,
@@ -902,13 +902,13 @@ export class DeliveryWorker {
 
   /**
    * DKIM-signs mail from a managed sender domain with its keys (RSA and Ed25519 together), as the
-   * last change before sending. A key that fails is logged and the message goes unsigned rather
-   * than not at all.
+   * last change before sending; a draining domain's queued mail too (known(), not managed()). A
+   * key that fails is logged and the message goes unsigned rather than not at all.
    */
   #sign(envelope: Envelope, body: Buffer): Buffer {
     const domain = envelope.senderDomain;
     if (!domain) return body;
-    const keys = this.#deps.domains().managed(domain)?.dkimKeys ?? [];
+    const keys = this.#deps.domains().known(domain)?.dkimKeys ?? [];
     if (keys.length === 0) return body;
     try {
       return signMessage(

@@ -7,12 +7,15 @@ import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import tls from 'node:tls';
 import { promisify } from 'node:util';
+import { parseRuntimeConfig } from '@petrel/config';
 import { tempDir, waitFor } from '@petrel/test-harness';
 import {
   CertificateError,
   CertificateErrorCode,
   CertificateStore,
   type CertificateStoreOptions,
+  type ConfigCertificate,
+  configCertificates,
 } from './certificates.ts';
 import { createSelfSigned, type SelfSignedPair } from './self-signed.ts';
 
@@ -382,4 +385,192 @@ test('without a usable certificate open() fails with PETREL_ERR_TLS_NO_CERTIFICA
       },
     );
   }
+});
+
+const domainCerts = {
+  mx: await createSelfSigned({ hostname: 'mx.c.test', names: ['smtp.c.test'] }),
+  mx2: await createSelfSigned({ hostname: 'mx.c.test', names: ['smtp.c.test'] }),
+  wildD: await createSelfSigned({ hostname: 'd.test', names: ['*.d.test'] }),
+  /** A tenant's certificate that also names the relay's own host and another tenant's. */
+  greedy: await createSelfSigned({ hostname: 'mx.e.test', names: ['a.test', 'mx.c.test'] }),
+};
+
+function fromConfig(
+  source: string,
+  hostnames: string[],
+  pair: { cert: string; key: string },
+): ConfigCertificate {
+  return { source, hostnames, certificatePem: pair.cert, privateKeyPem: pair.key };
+}
+
+test('runtime-config certificates are served by SNI for their domain’s host names; others get the default', async (t) => {
+  const dir = await tempDir('tls-config');
+  await writePair(dir, 'relay', certs.a);
+  const store = await open(t, {
+    dir,
+    configCertificates: [
+      fromConfig('mail/c', ['MX.c.test.', 'smtp.c.test'], domainCerts.mx),
+      fromConfig('mail/d', ['in.d.test'], domainCerts.wildD),
+    ],
+  });
+  assert.deepEqual(store.names, ['a.test', 'in.d.test', 'mx.c.test', 'smtp.c.test']);
+  for (const kind of serverKinds) {
+    const port = await listen(t, store, kind);
+    const served = async (servername: string | undefined) =>
+      (await handshake(port, servername === undefined ? {} : { servername })).fingerprint;
+    const verified = await handshake(port, { servername: 'mx.c.test', ca: domainCerts.mx.cert });
+    assert.equal(verified.fingerprint, fingerprint(domainCerts.mx.cert), `${kind}: verified`);
+    assert.equal(await served('smtp.c.test'), fingerprint(domainCerts.mx.cert), kind);
+    // Served for the listed host name its wildcard covers, not for every name under the wildcard.
+    assert.equal(await served('in.d.test'), fingerprint(domainCerts.wildD.cert), kind);
+    assert.equal(await served('other.d.test'), fingerprint(certs.a.cert), kind);
+    assert.equal(await served('unknown.test'), fingerprint(certs.a.cert), kind);
+    assert.equal(await served(undefined), fingerprint(certs.a.cert), `${kind}: no SNI`);
+  }
+});
+
+test('every runtime-config reload replaces the served certificates, on both listener kinds', async (t) => {
+  const dir = await tempDir('tls-config-reload');
+  await writePair(dir, 'relay', certs.a);
+  const log = recordingLog();
+  const store = await open(t, { dir, log });
+  const ports = await Promise.all(serverKinds.map((kind) => listen(t, store, kind)));
+  const served = async (servername: string) =>
+    Promise.all(ports.map(async (port) => (await handshake(port, { servername })).fingerprint));
+  let reloads = 0;
+  store.onReload(() => reloads++);
+
+  store.setConfigCertificates([fromConfig('mail/c', ['mx.c.test'], domainCerts.mx)]);
+  assert.deepEqual(
+    await served('mx.c.test'),
+    ports.map(() => fingerprint(domainCerts.mx.cert)),
+  );
+  // The same again: nothing swapped.
+  store.setConfigCertificates([fromConfig('mail/c', ['mx.c.test'], domainCerts.mx)]);
+  assert.equal(reloads, 1);
+  // Renewed.
+  store.setConfigCertificates([fromConfig('mail/c', ['mx.c.test'], domainCerts.mx2)]);
+  assert.deepEqual(
+    await served('mx.c.test'),
+    ports.map(() => fingerprint(domainCerts.mx2.cert)),
+  );
+  // A broken renewal keeps the previous certificate.
+  store.setConfigCertificates([
+    fromConfig('mail/c', ['mx.c.test'], { cert: domainCerts.mx.cert, key: certs.a.key }),
+  ]);
+  assert.deepEqual(
+    await served('mx.c.test'),
+    ports.map(() => fingerprint(domainCerts.mx2.cert)),
+  );
+  assert.ok(
+    log.lines.some((l) => l.fields['code'] === CertificateErrorCode.KeyMismatch && l.level === 'warn'),
+  );
+  // The domain is gone: its names get the default.
+  store.setConfigCertificates([]);
+  assert.deepEqual(
+    await served('mx.c.test'),
+    ports.map(() => fingerprint(certs.a.cert)),
+  );
+  assert.equal(reloads, 3);
+});
+
+test('the directory wins over a domain’s certificate for the same name, a domain’s wins over the self-signed one', async (t) => {
+  const dir = await tempDir('tls-config-precedence');
+  await writePair(dir, 'relay', certs.exact); // x.b.test
+  const log = recordingLog();
+  const store = await open(t, {
+    dir,
+    hostname: 'x.b.test',
+    log,
+    configCertificates: [
+      fromConfig('mail/b', ['x.b.test', 'y.b.test'], certs.wild),
+      // Lists names its certificate is not valid for: never served for them.
+      fromConfig('mail/e', ['mx.e.test', 'a.test', 'mx.f.test'], domainCerts.greedy),
+    ],
+  });
+  assert.equal(store.contextFor('x.b.test'), store.contextFor(undefined));
+  assert.notEqual(store.contextFor('y.b.test'), store.contextFor(undefined));
+  assert.notEqual(store.contextFor('mx.e.test'), store.contextFor(undefined));
+  // a.test is on the greedy certificate and listed, so it is served; mx.c.test is on it but not listed.
+  assert.equal(store.contextFor('a.test'), store.contextFor('mx.e.test'));
+  assert.equal(store.contextFor('mx.c.test'), store.contextFor(undefined));
+  assert.equal(store.contextFor('mx.f.test'), store.contextFor(undefined));
+  assert.ok(
+    log.lines.some(
+      (l) => l.fields['code'] === CertificateErrorCode.NameNotCovered && l.fields['hostname'] === 'mx.f.test',
+    ),
+  );
+
+  // Local mode: the generated certificate names the domains, but a domain's own certificate wins.
+  const local = await open(t, {
+    dir: await tempDir('tls-config-local'),
+    hostname: 'relay.test',
+    selfSigned: true,
+    names: ['mx.c.test'],
+    configCertificates: [fromConfig('mail/c', ['mx.c.test'], domainCerts.mx)],
+  });
+  const port = await listen(t, local, 'TLSSocket');
+  assert.equal(
+    (await handshake(port, { servername: 'mx.c.test' })).fingerprint,
+    fingerprint(domainCerts.mx.cert),
+  );
+  assert.notEqual((await handshake(port, {})).fingerprint, fingerprint(domainCerts.mx.cert));
+});
+
+test('with runtime-config certificates the directory may be absent; without either open() fails', async (t) => {
+  const dir = join(await tempDir('tls-config-only'), 'missing');
+  const store = await open(t, {
+    dir,
+    hostname: 'mx.c.test',
+    configCertificates: [fromConfig('mail/c', ['mx.c.test'], domainCerts.mx)],
+  });
+  const port = await listen(t, store, 'tls.Server');
+  assert.equal((await handshake(port, {})).fingerprint, fingerprint(domainCerts.mx.cert));
+  await assert.rejects(
+    CertificateStore.open({ dir, hostname: 'x', selfSigned: false, log: recordingLog(), watch: false }),
+    (error: unknown) =>
+      error instanceof CertificateError && error.code === CertificateErrorCode.NoCertificate,
+  );
+});
+
+test('configCertificates takes each domain’s certificate and host names from the runtime config', () => {
+  const inbound = {
+    checks: { spf: false, dkim: false, dmarc: false, arc: false, dmarcReject: false },
+    greylisting: { enabled: false, delaySeconds: 300, expireSeconds: 3600 },
+    tarpit: { enabled: false, delayMs: 0 },
+  };
+  const domain = (name: string, extra: object) => ({
+    source: `mail/${name}`,
+    domain: name,
+    inboundRoutes: [],
+    users: [],
+    inbound,
+    ...extra,
+  });
+  const config = parseRuntimeConfig(
+    {
+      version: 1,
+      generation: 1,
+      domains: [
+        domain('c.test', {
+          hostnames: ['mx.c.test'],
+          tls: { certificatePem: domainCerts.mx.cert, privateKeyPem: domainCerts.mx.key },
+        }),
+        domain('plain.test', { hostnames: ['mx.plain.test'] }),
+        domain('gone.test', {
+          draining: true,
+          hostnames: ['in.d.test'],
+          tls: { certificatePem: domainCerts.wildD.cert, privateKeyPem: domainCerts.wildD.key },
+        }),
+      ],
+    },
+    'test',
+  );
+  assert.deepEqual(
+    configCertificates(config).map((c) => [c.source, c.hostnames]),
+    [
+      ['mail/c.test', ['mx.c.test']],
+      ['mail/gone.test', ['in.d.test']],
+    ],
+  );
 });

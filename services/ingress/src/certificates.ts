@@ -3,6 +3,7 @@ import { type FSWatcher, watch } from 'node:fs';
 import { chmod, mkdir, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import tls from 'node:tls';
+import type { RuntimeConfig } from '@petrel/config';
 import { createSelfSigned } from './self-signed.ts';
 
 export const CertificateErrorCode = {
@@ -16,6 +17,8 @@ export const CertificateErrorCode = {
   KeyMismatch: 'PETREL_ERR_TLS_KEY_MISMATCH',
   /** Local mode could not generate or write its self-signed certificate. */
   SelfSignedFailed: 'PETREL_ERR_TLS_SELF_SIGNED_FAILED',
+  /** A domain's host name is not a name its runtime-config certificate is valid for; not served. */
+  NameNotCovered: 'PETREL_ERR_TLS_NAME_NOT_COVERED',
 } as const;
 export type CertificateErrorCode = (typeof CertificateErrorCode)[keyof typeof CertificateErrorCode];
 
@@ -71,17 +74,56 @@ export interface CertificateStoreOptions {
   /** Watch the directory and reload on changes (default true). */
   watch?: boolean;
   reloadDelayMs?: number;
+  /** The domains' certificates from the runtime config at start (then setConfigCertificates). */
+  configCertificates?: readonly ConfigCertificate[];
 }
 
-/** One usable certificate, named after its subdirectory. */
-interface Entry {
+/** A MailDomain's certificate from the runtime config, served by SNI for its host names. */
+export interface ConfigCertificate {
+  /** The MailDomain's namespace/name (logs). */
   readonly source: string;
-  readonly names: readonly string[];
+  /** The SNI names to serve it for: those of them the certificate is valid for. */
+  readonly hostnames: readonly string[];
+  /** Leaf first, then the chain. */
+  readonly certificatePem: string;
+  readonly privateKeyPem: string;
+}
+
+/**
+ * The certificates a runtime config carries. Draining domains' too: mail to them is refused in
+ * SMTP with a clear reply, which a failing TLS handshake would not give.
+ */
+export function configCertificates(config: RuntimeConfig): ConfigCertificate[] {
+  return config.domains.flatMap((domain) =>
+    domain.tls === undefined
+      ? []
+      : [
+          {
+            source: domain.source,
+            hostnames: domain.hostnames,
+            certificatePem: domain.tls.certificatePem,
+            privateKeyPem: domain.tls.privateKeyPem,
+          },
+        ],
+  );
+}
+
+/** A certificate and key that passed the checks, with their context. */
+interface ParsedPair {
+  /** The DNS names the certificate is valid for. */
+  readonly certificateNames: readonly string[];
   readonly cert: string;
   readonly key: string;
   readonly context: tls.SecureContext;
   readonly notAfter: Date;
   readonly fingerprint256: string;
+}
+
+/** One usable certificate, named after its subdirectory (or `maildomain:<source>`). */
+interface Entry extends ParsedPair {
+  readonly source: string;
+  /** The names it is served for (a directory's: all it is valid for). */
+  readonly names: readonly string[];
 }
 
 /** Lower case without the trailing root dot, as names are compared (RFC 4343, RFC 6125 §6.4.1). */
@@ -118,7 +160,7 @@ class CertificateIndex {
   readonly #exact = new Map<string, Entry>();
   readonly #wildcard = new Map<string, Entry>();
 
-  /** `entries` is non-empty and sorted by source; on a duplicate name the first entry wins. */
+  /** `entries` is non-empty and in order of precedence: on a duplicate name the first entry wins. */
   constructor(entries: readonly [Entry, ...Entry[]], hostname: string) {
     this.entries = entries;
     for (const entry of entries) {
@@ -131,6 +173,26 @@ class CertificateIndex {
     this.names = [...new Set(entries.flatMap((entry) => entry.names))].sort();
   }
 
+  /**
+   * Precedence for one name: the directory (mounted by whoever deploys the ingress), then the
+   * runtime config's domain certificates, then the local-mode self-signed stand-in. The
+   * directory wins because a MailDomain is a tenant's object: its certificate must not replace
+   * the relay's own for a name both claim (the relay's host name, say).
+   */
+  static build(
+    directory: readonly Entry[],
+    config: readonly Entry[],
+    hostname: string,
+  ): CertificateIndex | undefined {
+    const selfSigned = (e: Entry) => e.source === CertificateStoreDefaults.selfSignedDir;
+    const [first, ...rest] = [
+      ...directory.filter((e) => !selfSigned(e)),
+      ...config,
+      ...directory.filter(selfSigned),
+    ];
+    return first === undefined ? undefined : new CertificateIndex([first, ...rest], hostname);
+  }
+
   match(servername: string): Entry | undefined {
     const name = normalizeName(servername);
     const exact = this.#exact.get(name);
@@ -140,23 +202,39 @@ class CertificateIndex {
   }
 }
 
-/** Serves certificates from a directory by SNI and follows changes to it without a restart. */
+/**
+ * Serves certificates by SNI from a directory, following changes to it without a restart, and
+ * the domains' certificates from the runtime config (setConfigCertificates on every reload).
+ */
 export class CertificateStore {
   readonly #options: CertificateStoreOptions;
   readonly #watcher: DirectoryWatcher | undefined;
   readonly #listeners = new Set<() => void>();
+  #directory: readonly Entry[];
+  #config: readonly Entry[];
   #index: CertificateIndex;
   #queue: Promise<void> = Promise.resolve();
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
 
-  private constructor(options: CertificateStoreOptions, index: CertificateIndex, watcher?: DirectoryWatcher) {
+  private constructor(
+    options: CertificateStoreOptions,
+    directory: readonly Entry[],
+    config: readonly Entry[],
+    index: CertificateIndex,
+    watcher?: DirectoryWatcher,
+  ) {
     this.#options = options;
+    this.#directory = directory;
+    this.#config = config;
     this.#index = index;
     this.#watcher = watcher;
   }
 
-  /** Loads the directory (generating a self-signed certificate if allowed and needed). */
+  /**
+   * Loads the directory (generating a self-signed certificate if allowed and needed) and the
+   * runtime config's certificates. With runtime-config certificates the directory may be absent.
+   */
   static async open(options: CertificateStoreOptions): Promise<CertificateStore> {
     let store: CertificateStore | undefined;
     let changedWhileOpening = false;
@@ -167,15 +245,26 @@ export class CertificateStore {
     };
     const watcher = (options.watch ?? true) ? new DirectoryWatcher(onChange, options.log) : undefined;
     try {
-      const index = await loadIndex(options, undefined, watcher);
+      const config = loadConfigEntries(options, options.configCertificates ?? [], []);
+      let directory: Entry[];
+      try {
+        directory = await loadDirectory(options, [], watcher);
+      } catch (error) {
+        const missing =
+          error instanceof CertificateError && error.code === CertificateErrorCode.NoCertificate;
+        if (!missing || config.length === 0) throw error;
+        options.log.info({ dir: options.dir }, 'no TLS certificate directory; serving the runtime config’s');
+        directory = [];
+      }
+      const index = CertificateIndex.build(directory, config, options.hostname);
       if (index === undefined) {
         throw new CertificateError(
           CertificateErrorCode.NoCertificate,
           `no usable TLS certificate in ${options.dir}: expected <name>/${CertFile} and <name>/${KeyFile} ` +
-            'subdirectories (see the log for skipped pairs)',
+            'subdirectories (see the log for skipped pairs), or domain certificates in the runtime config',
         );
       }
-      store = new CertificateStore(options, index, watcher);
+      store = new CertificateStore(options, directory, config, index, watcher);
       logLoaded(options, index);
       if (changedWhileOpening) store.#scheduleReload();
       return store;
@@ -234,6 +323,20 @@ export class CertificateStore {
     return next;
   }
 
+  /**
+   * Replaces the runtime config's certificates (call it on every runtime-config reload). As with
+   * the directory, a certificate that no longer loads keeps its previous one; problems are logged.
+   * Nothing is swapped (nor logged) when the set served did not change.
+   */
+  setConfigCertificates(certificates: readonly ConfigCertificate[]): void {
+    if (this.#closed) return;
+    const config = loadConfigEntries(this.#options, certificates, this.#config);
+    const key = (entries: readonly Entry[]) =>
+      JSON.stringify(entries.map((e) => [e.source, e.names, e.fingerprint256, e.key]));
+    if (key(config) === key(this.#config)) return;
+    this.#swap(this.#directory, config);
+  }
+
   close(): void {
     this.#closed = true;
     clearTimeout(this.#timer);
@@ -255,9 +358,9 @@ export class CertificateStore {
   async #reloadNow(): Promise<void> {
     if (this.#closed) return;
     const { dir, log } = this.#options;
-    let index: CertificateIndex | undefined;
+    let directory: Entry[];
     try {
-      index = await loadIndex(this.#options, this.#index, this.#watcher);
+      directory = await loadDirectory(this.#options, this.#directory, this.#watcher);
     } catch (error) {
       log.error(
         errorFields(error, { dir }),
@@ -266,13 +369,29 @@ export class CertificateStore {
       return;
     }
     if (this.#closed) return;
-    if (index === undefined) {
+    if (directory.length === 0 && this.#directory.length > 0) {
       log.error(
         { code: CertificateErrorCode.NoCertificate, dir },
         'no usable TLS certificate after reload; keeping the previous certificates',
       );
       return;
     }
+    this.#swap(directory, this.#config);
+  }
+
+  /** Builds the index from both sources (the newest of each) and tells the listeners. */
+  #swap(directory: readonly Entry[], config: readonly Entry[]): void {
+    const { dir, log } = this.#options;
+    const index = CertificateIndex.build(directory, config, this.#options.hostname);
+    if (index === undefined) {
+      log.error(
+        { code: CertificateErrorCode.NoCertificate, dir },
+        'no usable TLS certificate left; keeping the previous certificates',
+      );
+      return;
+    }
+    this.#directory = directory;
+    this.#config = config;
     this.#index = index;
     logLoaded(this.#options, index);
     for (const listener of this.#listeners) {
@@ -303,15 +422,15 @@ function errorFields(error: unknown, fields: object): object {
 }
 
 /**
- * Reads every pair; returns undefined when nothing is usable. With `previous`, a pair that fails
- * to load keeps its previous entry (a half-written or broken replacement never removes a
- * working certificate); a pair whose files are gone is dropped.
+ * Reads every pair; empty when nothing is usable. A pair that fails to load keeps its entry in
+ * `previous` (a half-written or broken replacement never removes a working certificate); a pair
+ * whose files are gone is dropped.
  */
-async function loadIndex(
+async function loadDirectory(
   options: CertificateStoreOptions,
-  previous: CertificateIndex | undefined,
+  previous: readonly Entry[],
   watcher: DirectoryWatcher | undefined,
-): Promise<CertificateIndex | undefined> {
+): Promise<Entry[]> {
   const { dir, log } = options;
   if (options.selfSigned) await mkdir(dir, { recursive: true });
   let sources = await listSources(dir);
@@ -337,26 +456,99 @@ async function loadIndex(
       'generated a self-signed certificate',
     );
   }
+  warnExpired(options, entries);
+  return entries;
+}
+
+function warnExpired(options: CertificateStoreOptions, entries: readonly Entry[]): void {
   const now = Date.now();
   for (const entry of entries) {
     if (entry.notAfter.getTime() <= now) {
-      log.warn({ dir, source: entry.source, notAfter: entry.notAfter }, 'TLS certificate has expired');
+      options.log.warn(
+        { dir: options.dir, source: entry.source, notAfter: entry.notAfter },
+        'TLS certificate has expired',
+      );
     }
   }
-  const [first, ...rest] = entries;
-  return first === undefined ? undefined : new CertificateIndex([first, ...rest], options.hostname);
+}
+
+/** Is `name` one the certificate's names cover (exactly, or by a wildcard over one label)? */
+function covers(certificateNames: readonly string[], name: string): boolean {
+  if (certificateNames.includes(name)) return true;
+  const dot = name.indexOf('.');
+  return !name.startsWith('*.') && dot > 0 && certificateNames.includes(`*${name.slice(dot)}`);
+}
+
+/**
+ * The runtime config's certificates, each served for the domain's host names it is valid for
+ * (never for other names it may carry: a domain speaks for its own host names only). One that
+ * fails to load keeps its entry in `previous`, as a directory pair does; an unchanged one
+ * reuses its entry (no new SecureContext per runtime-config reload).
+ */
+function loadConfigEntries(
+  options: CertificateStoreOptions,
+  certificates: readonly ConfigCertificate[],
+  previous: readonly Entry[],
+): Entry[] {
+  const { log } = options;
+  const entries: Entry[] = [];
+  for (const certificate of [...certificates].sort((a, b) => compare(a.source, b.source))) {
+    const source = `maildomain:${certificate.source}`;
+    const before = previous.find((e) => e.source === source);
+    let parsed: ParsedPair;
+    try {
+      parsed =
+        before !== undefined &&
+        before.cert === certificate.certificatePem &&
+        before.key === certificate.privateKeyPem
+          ? before
+          : parsePair(certificate.certificatePem, certificate.privateKeyPem, {
+              pair: `the certificate and key of ${source}`,
+              cert: `the certificate of ${source}`,
+              key: `the private key of ${source}`,
+            });
+    } catch (error) {
+      log.warn(
+        errorFields(error, { source }),
+        before === undefined
+          ? 'skipped TLS certificate'
+          : 'skipped TLS certificate; keeping the previous one',
+      );
+      if (before !== undefined) entries.push(before);
+      continue;
+    }
+    const names: string[] = [];
+    for (const hostname of new Set(certificate.hostnames.map(normalizeName))) {
+      if (NamePattern.test(hostname) && covers(parsed.certificateNames, hostname)) names.push(hostname);
+      else {
+        log.warn(
+          {
+            code: CertificateErrorCode.NameNotCovered,
+            source,
+            hostname,
+            certificateNames: parsed.certificateNames,
+          },
+          'host name not served: the domain’s certificate is not valid for it',
+        );
+      }
+    }
+    if (names.length === 0) continue;
+    entries.push({ ...parsed, source, names });
+  }
+  warnExpired(options, entries);
+  return entries;
 }
 
 async function loadWithFallback(
   options: CertificateStoreOptions,
   source: string,
-  previous: CertificateIndex | undefined,
+  previous: readonly Entry[],
 ): Promise<Entry | undefined> {
   const { dir, log } = options;
   try {
     return await loadPair(dir, source);
   } catch (error) {
-    const kept = previous?.entries.find((e) => e.source === source);
+    const kept = previous.find((e) => e.source === source);
     log.warn(
       errorFields(error, { dir, source }),
       kept === undefined ? 'skipped TLS certificate' : 'skipped TLS certificate; keeping the previous one',
@@ -441,16 +633,28 @@ async function loadPair(dir: string, source: string): Promise<Entry | undefined>
       `${join(dir, source)} has ${cert === undefined ? KeyFile : CertFile} without ${cert === undefined ? CertFile : KeyFile}`,
     );
   }
+  const parsed = parsePair(cert, key, {
+    pair: join(dir, source),
+    cert: join(dir, source, CertFile),
+    key: join(dir, source, KeyFile),
+  });
+  return { ...parsed, source, names: parsed.certificateNames };
+}
+
+/** Checks a certificate (chain) and its key and makes their context; `where` names them in errors. */
+function parsePair(
+  cert: string,
+  key: string,
+  where: { pair: string; cert: string; key: string },
+): ParsedPair {
   let certificate: X509Certificate;
   try {
     // The first certificate is the leaf; the rest of the chain goes to the context as is.
     certificate = new X509Certificate(cert);
   } catch (error) {
-    throw new CertificateError(
-      CertificateErrorCode.InvalidPair,
-      `${join(dir, source, CertFile)} is not a PEM certificate`,
-      { cause: error },
-    );
+    throw new CertificateError(CertificateErrorCode.InvalidPair, `${where.cert} is not a PEM certificate`, {
+      cause: error,
+    });
   }
   let matches: boolean;
   try {
@@ -458,34 +662,33 @@ async function loadPair(dir: string, source: string): Promise<Entry | undefined>
   } catch (error) {
     throw new CertificateError(
       CertificateErrorCode.InvalidPair,
-      `${join(dir, source, KeyFile)} is not an unencrypted PEM private key`,
+      `${where.key} is not an unencrypted PEM private key`,
       { cause: error },
     );
   }
   if (!matches) {
     throw new CertificateError(
       CertificateErrorCode.KeyMismatch,
-      `${join(dir, source, KeyFile)} is not the key of ${join(dir, source, CertFile)}`,
+      `${where.key} is not the key of ${where.cert}`,
     );
   }
   const names = certificateNames(certificate);
   if (names.length === 0) {
     throw new CertificateError(
       CertificateErrorCode.InvalidPair,
-      `${join(dir, source, CertFile)} names no DNS host (subjectAltName or CN)`,
+      `${where.cert} names no DNS host (subjectAltName or CN)`,
     );
   }
   let context: tls.SecureContext;
   try {
     context = tls.createSecureContext({ ...TlsPolicy, cert, key });
   } catch (error) {
-    throw new CertificateError(CertificateErrorCode.InvalidPair, `${join(dir, source)} is refused by TLS`, {
+    throw new CertificateError(CertificateErrorCode.InvalidPair, `${where.pair} is refused by TLS`, {
       cause: error,
     });
   }
   return {
-    source,
-    names,
+    certificateNames: names,
     cert,
     key,
     context,

@@ -1,4 +1,9 @@
-import { settingsFromEnv } from '@petrel/config';
+import {
+  checkRuntimeConfigSource,
+  RuntimeConfigSourceEnv,
+  RuntimeConfigSourceSettings,
+  settingsFromEnv,
+} from '@petrel/config';
 import { z } from 'zod';
 
 /** A listener port; "off" disables the listener. */
@@ -33,7 +38,8 @@ const bool = z
  */
 export const IngressConfigSchema = z.strictObject({
   natsUrl: z.string().min(1),
-  runtimeConfigPath: z.string().min(1),
+  /** PETREL_RUNTIME_CONFIG (a file), or PETREL_RUNTIME_CONFIG_STORE with PETREL_CONFIG_KEY_FILE. */
+  ...RuntimeConfigSourceSettings,
   smtpHost: z.string().default('0.0.0.0'),
   /** Port-25 semantics (MX). */
   smtpPort: listenerPort.default(25),
@@ -88,7 +94,7 @@ export type IngressConfig = z.infer<typeof IngressConfigSchema>;
 
 const ENV: Record<keyof IngressConfig, string> = {
   natsUrl: 'PETREL_NATS_URL',
-  runtimeConfigPath: 'PETREL_RUNTIME_CONFIG',
+  ...RuntimeConfigSourceEnv,
   smtpHost: 'PETREL_SMTP_HOST',
   smtpPort: 'PETREL_SMTP_PORT',
   submissionPort: 'PETREL_SUBMISSION_PORT',
@@ -122,5 +128,5 @@ const ENV: Record<keyof IngressConfig, string> = {
 };
 
 export function ingressConfigFromEnv(env: NodeJS.ProcessEnv): IngressConfig {
-  return settingsFromEnv('ingress', IngressConfigSchema, ENV, env);
+  return settingsFromEnv('ingress', IngressConfigSchema.superRefine(checkRuntimeConfigSource), ENV, env);
 }

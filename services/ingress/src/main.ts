@@ -5,14 +5,20 @@ import { BlockList } from 'node:net';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { connect } from '@nats-io/transport-node';
-import { liveDomains } from '@petrel/config';
+import { runtimeConfigSource } from '@petrel/config';
 import { DnsResolver } from '@petrel/dns';
-import { AckPublisher, EventBatcher, ensureStreams, publishMessage } from '@petrel/queue';
+import {
+  AckPublisher,
+  EventBatcher,
+  ensureStreams,
+  liveDomainsFromSource,
+  publishMessage,
+} from '@petrel/queue';
 import { ListenerMode } from '@petrel/smtp';
 import { createLogger } from '@petrel/telemetry';
 import { startTracing } from '@petrel/telemetry/sdk';
 import { Acceptor } from './acceptor.ts';
-import { CertificateStore } from './certificates.ts';
+import { CertificateStore, configCertificates } from './certificates.ts';
 import { ingressConfigFromEnv } from './config.ts';
 import { etrnQueueRun } from './etrn.ts';
 import { Greylist } from './greylist.ts';
@@ -39,20 +45,43 @@ function blockList(cidrs: readonly string[]): BlockList | undefined {
 
 async function main(): Promise<void> {
   const config = ingressConfigFromEnv(process.env);
-  const domains = await liveDomains(config.runtimeConfigPath, log);
-  const certificates = await CertificateStore.open({
-    dir: config.tlsDir,
-    hostname: config.hostname,
-    selfSigned: config.tlsSelfSigned,
-    names: domains.current().config.domains.map((d) => d.domain),
-    log,
-    watch: true,
-  });
+  // NATS first: in a cluster the runtime config comes from it.
   const nc = await connect({
     servers: config.natsUrl,
     name: `petrel-ingress-${process.pid}`,
     maxReconnectAttempts: -1,
   });
+  // Alive (not ready) while it waits for the operator's first runtime config, so that a
+  // liveness probe does not restart a pod that is merely early.
+  let ready = false;
+  let stopping = false;
+  const health = createHttpServer((req, res) => {
+    const ok = req.url === '/healthz' ? true : req.url === '/readyz' ? ready && !nc.isClosed() : undefined;
+    if (ok === undefined) {
+      res.writeHead(404).end();
+      return;
+    }
+    res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ status: ok ? 'ok' : 'unavailable' }));
+  });
+  if (config.healthPort !== 'off') {
+    await new Promise<void>((resolve, reject) => {
+      health.once('error', reject);
+      health.listen({ host: config.healthHost, port: config.healthPort }, () => resolve());
+    });
+  }
+  const domains = await liveDomainsFromSource(runtimeConfigSource(config), nc, log);
+  const certificates = await CertificateStore.open({
+    dir: config.tlsDir,
+    hostname: config.hostname,
+    selfSigned: config.tlsSelfSigned,
+    names: domains.current().config.domains.map((d) => d.domain),
+    configCertificates: configCertificates(domains.current().config),
+    log,
+    watch: true,
+  });
+  // The domains' own certificates follow the runtime config.
+  domains.onReload((index) => certificates.setConfigCertificates(configCertificates(index.config)));
   await ensureStreams(await jetstreamManager(nc), { replicas: config.streamReplicas });
   const js = jetstream(nc);
   const greylistKv = await new Kvm(nc).create('petrel_greylist', {
@@ -134,23 +163,7 @@ async function main(): Promise<void> {
     listeners.push({ mode, listener, port: await listener.listen() });
   }
 
-  let ready = true;
-  let stopping = false;
-  const health = createHttpServer((req, res) => {
-    const ok = req.url === '/healthz' ? true : req.url === '/readyz' ? ready && !nc.isClosed() : undefined;
-    if (ok === undefined) {
-      res.writeHead(404).end();
-      return;
-    }
-    res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' });
-    res.end(JSON.stringify({ status: ok ? 'ok' : 'unavailable' }));
-  });
-  if (config.healthPort !== 'off') {
-    await new Promise<void>((resolve, reject) => {
-      health.once('error', reject);
-      health.listen({ host: config.healthHost, port: config.healthPort }, () => resolve());
-    });
-  }
+  ready = true;
 
   const ports = Object.fromEntries(listeners.map((l) => [l.mode, l.port]));
   log.info({ ports, domains: domains.current().config.domains.length }, 'ingress listening');

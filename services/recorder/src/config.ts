@@ -1,12 +1,20 @@
-import { settingsFromEnv } from '@petrel/config';
+import {
+  checkRuntimeConfigSource,
+  RuntimeConfigSourceEnv,
+  RuntimeConfigSourceSettings,
+  settingsFromEnv,
+} from '@petrel/config';
 import { z } from 'zod';
 
 /** The recorder's settings, from the environment (docs/operations.md lists them). */
 export const RecorderConfigSchema = z.strictObject({
   natsUrl: z.string().min(1),
   databaseUrl: z.string().min(1),
-  /** The runtime config (webhook subscriptions per MailDomain). */
-  runtimeConfigPath: z.string().min(1),
+  /**
+   * The runtime config (webhook subscriptions per MailDomain): PETREL_RUNTIME_CONFIG (a file), or
+   * PETREL_RUNTIME_CONFIG_STORE with PETREL_CONFIG_KEY_FILE.
+   */
+  ...RuntimeConfigSourceSettings,
   httpHost: z.string().min(1).default('0.0.0.0'),
   httpPort: z.coerce.number().int().min(0).max(65535).default(8080),
   /** The API's bearer tokens, one per line: a mounted Secret (re-read when it changes). */
@@ -35,7 +43,7 @@ export type RecorderConfig = z.infer<typeof RecorderConfigSchema>;
 const ENV: Record<keyof RecorderConfig, string> = {
   natsUrl: 'PETREL_NATS_URL',
   databaseUrl: 'PETREL_DATABASE_URL',
-  runtimeConfigPath: 'PETREL_RUNTIME_CONFIG',
+  ...RuntimeConfigSourceEnv,
   httpHost: 'PETREL_HTTP_HOST',
   httpPort: 'PETREL_HTTP_PORT',
   apiTokenFile: 'PETREL_API_TOKEN_FILE',
@@ -48,5 +56,5 @@ const ENV: Record<keyof RecorderConfig, string> = {
 };
 
 export function recorderConfigFromEnv(env: NodeJS.ProcessEnv): RecorderConfig {
-  return settingsFromEnv('recorder', RecorderConfigSchema, ENV, env);
+  return settingsFromEnv('recorder', RecorderConfigSchema.superRefine(checkRuntimeConfigSource), ENV, env);
 }

@@ -3,8 +3,8 @@
 import { createServer } from 'node:http';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
-import { liveDomains } from '@petrel/config';
-import { ensureStreams } from '@petrel/queue';
+import { runtimeConfigSource } from '@petrel/config';
+import { ensureStreams, liveDomainsFromSource } from '@petrel/queue';
 import { migrate } from '@petrel/store';
 import { createLogger } from '@petrel/telemetry';
 import { startTracing } from '@petrel/telemetry/sdk';
@@ -43,7 +43,9 @@ async function main(): Promise<void> {
   const writer = new EventWriter(db, { retentionDays: config.retentionDays });
   const recorder = new Recorder({ js, jsm, writer, log, options: { maxEvents: config.batchEvents } });
   // Per-MailDomain subscriptions from the runtime config (docs/webhooks.md).
-  const domains = config.webhooks ? await liveDomains(config.runtimeConfigPath, log) : undefined;
+  const domains = config.webhooks
+    ? await liveDomainsFromSource(runtimeConfigSource(config), nc, log)
+    : undefined;
   if (domains !== undefined) await ensureWebhookStream(jsm, { replicas: config.streamReplicas });
   const webhooks =
     domains === undefined

@@ -39,6 +39,20 @@ export {
   startDnsServer,
 } from './dns-server.ts';
 export {
+  ENVTEST_BINARIES,
+  ENVTEST_ETCD_VERSION,
+  ENVTEST_KUBERNETES_VERSION,
+  type EnvtestAssets,
+  findEnvtestAssets,
+} from './envtest.ts';
+export {
+  type KubeControlPlane,
+  type KubeControlPlaneOptions,
+  type KubectlResult,
+  type KubeUser,
+  startKubeControlPlane,
+} from './kube.ts';
+export {
   type PostfixDelivery,
   PostfixError,
   PostfixErrorCode,
