@@ -40,4 +40,7 @@ npm run -s proto:check
 npm run -s typecheck >/dev/null
 
 echo "petrel: tests" >&2
+# `npm test` runs node:test with --test-force-exit, so that a test file that leaves a handle open
+# ends when its tests have (its exit hooks still kill what it started) instead of stalling the run,
+# and --test-timeout, which bounds every test and hook.
 npm run -s test

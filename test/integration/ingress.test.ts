@@ -107,7 +107,7 @@ class Client {
   }
   /** The next complete reply's last line, e.g. "250 2.0.0 OK". */
   async reply(timeoutMs = 10_000): Promise<string> {
-    const deadline = Date.now() + timeoutMs;
+    const deadline = performance.now() + timeoutMs;
     for (;;) {
       const m = /^(?:\d{3}-[^\n]*\n)*(\d{3} [^\r\n]*)\r\n/.exec(this.#buffer);
       if (m !== null) {
@@ -115,9 +115,9 @@ class Client {
         return m[1] as string;
       }
       if (this.#closed) throw new Error(`connection closed; unread ${JSON.stringify(this.#buffer)}`);
-      if (Date.now() > deadline) throw new Error(`no reply; unread ${JSON.stringify(this.#buffer)}`);
+      if (performance.now() > deadline) throw new Error(`no reply; unread ${JSON.stringify(this.#buffer)}`);
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, Math.max(0, deadline - Date.now()));
+        const timer = setTimeout(resolve, Math.max(0, deadline - performance.now()));
         this.#wake = () => {
           clearTimeout(timer);
           resolve();

@@ -200,7 +200,7 @@ export class Wire {
           this.#wake = undefined;
           reject(new Error(`timed out waiting for ${what}; unread: ${JSON.stringify(this.unread)}`));
         },
-        Math.max(0, deadline - Date.now()),
+        Math.max(0, deadline - performance.now()),
       );
       this.#wake = () => {
         clearTimeout(timer);
@@ -244,7 +244,7 @@ export class Wire {
   }
 
   async reply(): Promise<WireReply> {
-    const deadline = Date.now() + DEADLINE_MS;
+    const deadline = performance.now() + DEADLINE_MS;
     for (;;) {
       const r = this.#takeReply();
       if (r !== undefined) return r;
@@ -260,7 +260,7 @@ export class Wire {
 
   /** Waits for the server to close the connection; nothing may be left unread. */
   async closed(): Promise<void> {
-    const deadline = Date.now() + DEADLINE_MS;
+    const deadline = performance.now() + DEADLINE_MS;
     while (!this.#closed) await this.#waitForInput(deadline, 'the server to close');
     assert.equal(this.unread, '', 'no further replies before the close');
   }

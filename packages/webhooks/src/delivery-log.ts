@@ -117,15 +117,17 @@ export class DeliveryLog {
    * buffered after that are reported as lost.
    */
   async close(timeoutMs = 5_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.#rows.length > 0 && Date.now() < deadline) {
+    const deadline = performance.now() + timeoutMs;
+    while (this.#rows.length > 0 && performance.now() < deadline) {
       clearTimeout(this.#timer);
       this.#timer = undefined;
       await this.#writing;
       if (this.#rows.length === 0) break;
       await this.#writeOnce();
       if (this.stats.failing) {
-        await new Promise((resolve) => setTimeout(resolve, Math.min(this.#pause, deadline - Date.now())));
+        await new Promise((resolve) =>
+          setTimeout(resolve, Math.min(this.#pause, deadline - performance.now())),
+        );
       }
     }
     this.#closed = true;

@@ -16,7 +16,8 @@ export async function waitFor<T>(
   condition: () => T | Promise<T>,
   options: WaitOptions,
 ): Promise<NonNullable<T>> {
-  const deadline = Date.now() + options.timeoutMs;
+  // Monotonic: a wall-clock step (VM clocks are corrected in jumps) must not stretch or cut the wait.
+  const deadline = performance.now() + options.timeoutMs;
   const interval = options.intervalMs ?? 25;
   let lastError: unknown;
   for (;;) {
@@ -26,7 +27,7 @@ export async function waitFor<T>(
     } catch (error) {
       lastError = error;
     }
-    if (Date.now() >= deadline) {
+    if (performance.now() >= deadline) {
       throw new Error(
         `timed out after ${options.timeoutMs} ms waiting for ${options.message ?? 'condition'}`,
         {
