@@ -11,12 +11,11 @@ import { z } from 'zod';
 export const API_GROUP = 'petrel.dev';
 export const API_VERSION = `${API_GROUP}/v1alpha1`;
 
-/** The `reason` of a CEL rule, i.e. how the apiserver words the error. */
-export type CelReason =
-  | 'FieldValueInvalid'
-  | 'FieldValueForbidden'
-  | 'FieldValueRequired'
-  | 'FieldValueDuplicate';
+/**
+ * The `reason` of a CEL rule, i.e. how the apiserver words the error. Not FieldValueDuplicate: with
+ * it the apiserver prints only "Duplicate value: ..." and drops the rule's message.
+ */
+export type CelReason = 'FieldValueInvalid' | 'FieldValueForbidden' | 'FieldValueRequired';
 
 /** One `x-kubernetes-validations` entry of a CRD schema. */
 export interface CelValidation {
@@ -251,7 +250,6 @@ export const DkimGenerateSchema = z
         check: (a) => unique(a),
         cel: 'self.all(a, self.exists_one(b, b == a))',
         message: 'must not name an algorithm twice',
-        reason: 'FieldValueDuplicate',
       },
     ),
     selectorPrefix: z
@@ -302,7 +300,6 @@ export const DkimSchema = crossField(
           check: (keys) => keys === undefined || unique(keys, (k) => k.selector.toLowerCase()),
           cel: 'self.all(a, self.exists_one(b, b.selector.lowerAscii() == a.selector.lowerAscii()))',
           message: 'selectors must be unique',
-          reason: 'FieldValueDuplicate',
         },
       ),
       generate: DkimGenerateSchema.optional(),
@@ -513,7 +510,6 @@ export const WebhookSubscriptionSchema = z
         check: (events) => unique(events),
         cel: 'self.all(e, self.exists_one(o, o == e))',
         message: 'must not name an event twice',
-        reason: 'FieldValueDuplicate',
       },
     ),
     secretRef: SecretKeyRefSchema.describe(
@@ -543,7 +539,6 @@ export const WebhooksSchema = z
       {
         rule: 'self.all(h, self.exists_one(o, o.name == h.name))',
         message: 'webhook names must be unique within the MailDomain',
-        reason: 'FieldValueDuplicate',
       },
     ]),
   )
@@ -618,15 +613,17 @@ export const DeliveryPolicySpecSchema = crossField(
   z.strictObject({
     match: z
       .strictObject({
+        // prefault, not default: the JSON Schema of a transforming element type keeps only an
+        // input-side default, and the API server should default the field just as zod does.
         domains: z
           .array(domainPattern)
-          .default([])
+          .prefault([])
           .describe(
             'Recipient domains ("example.com", or "*.example.com" for its subdomains); the limits apply to each domain.',
           ),
         mxHostSuffixes: z
           .array(domainName)
-          .default([])
+          .prefault([])
           .describe(
             'MX host suffixes (e.g. google.com): the limits apply to every domain whose MX hosts are under a suffix, together.',
           ),

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { MailDomainSchema } from '@petrel/config';
+import { DeliveryPolicySchema, MailDomainSchema } from '@petrel/config';
 import { type KubeControlPlane, startKubeControlPlane } from '@petrel/test-harness';
 import { crdsYaml } from './crds.ts';
 
@@ -61,6 +61,21 @@ test('the API server applies the schema defaults, the same as zod', async () => 
     spec: { domain: 'defaults.example', dkim: { generate: {} } },
   });
   assert.deepEqual(got.spec['dkim'], zod.spec.dkim);
+  // Regression: match.domains / mxHostSuffixes had zod defaults the generated schema dropped.
+  const policy = await apply(
+    'apiVersion: petrel.dev/v1alpha1\nkind: DeliveryPolicy\nmetadata: {name: defaults}\nspec: {match: {domains: [a.example]}}\n',
+  );
+  assert.equal(policy.code, 0, policy.stderr);
+  const stored = JSON.parse(
+    (await plane.kubectl(['get', 'deliverypolicy', 'defaults', '-o', 'json'])).stdout,
+  ) as { spec: Record<string, unknown> };
+  const parsed = DeliveryPolicySchema.parse({
+    apiVersion: 'petrel.dev/v1alpha1',
+    kind: 'DeliveryPolicy',
+    metadata: { name: 'defaults' },
+    spec: { match: { domains: ['a.example'] } },
+  });
+  assert.deepEqual(stored.spec, JSON.parse(JSON.stringify(parsed.spec)));
 });
 
 test('invalid resources are refused by the API server with clear messages', async () => {
@@ -92,6 +107,33 @@ test('invalid resources are refused by the API server with clear messages', asyn
       'a relay with MX suffixes',
       'apiVersion: petrel.dev/v1alpha1\nkind: DeliveryPolicy\nmetadata: {name: p}\nspec: {match: {mxHostSuffixes: [google.com]}, relay: {host: r.example}}\n',
       /relay host replaces MX lookup/,
+    ],
+    // Regression: with reason FieldValueDuplicate the API server printed only "Duplicate value".
+    [
+      'two keys with one selector',
+      domain(
+        '  domain: x.example\n  dkim:\n    keys:\n    - {selector: s1, algorithm: rsa-sha256, privateKeySecretRef: {name: k, key: k}}\n    - {selector: S1, algorithm: rsa-sha256, privateKeySecretRef: {name: k, key: j}}\n',
+      ),
+      /spec\.dkim\.keys: Invalid value: .*selectors must be unique/,
+    ],
+    [
+      'an algorithm twice',
+      domain('  domain: x.example\n  dkim: {generate: {algorithms: [ed25519-sha256, ed25519-sha256]}}\n'),
+      /must not name an algorithm twice/,
+    ],
+    [
+      'two webhooks with one name',
+      domain(
+        '  domain: x.example\n  webhooks:\n  - {name: h, url: "https://h.example/", events: [delivered], secretRef: {name: s, key: k}}\n  - {name: h, url: "https://i.example/", events: [bounced], secretRef: {name: s, key: k}}\n',
+      ),
+      /webhook names must be unique within the MailDomain/,
+    ],
+    [
+      'an event twice',
+      domain(
+        '  domain: x.example\n  webhooks:\n  - {name: h, url: "https://h.example/", events: [bounced, bounced], secretRef: {name: s, key: k}}\n',
+      ),
+      /must not name an event twice/,
     ],
   ];
   for (const [what, yaml, message] of cases) {
