@@ -54,6 +54,8 @@ export class LeaderElector {
   private loop: Promise<void> | undefined;
   private stopped: Promise<void> | undefined;
   private leadership: AbortController | undefined;
+  /** The lease was won after stop() began: never led, but the lease is ours to hand back. */
+  private wonWhileStopping = false;
   /** The last Lease read or written, and when (our clock) its resourceVersion last changed. */
   private observed: V1Lease | undefined;
   private observedAt = 0;
@@ -104,7 +106,10 @@ export class LeaderElector {
     this.stopped ??= (async () => {
       this.stopping.abort();
       await this.loop;
-      if (!this.isLeader()) return;
+      if (!this.isLeader()) {
+        if (this.wonWhileStopping && (options.release ?? true)) await this.release();
+        return;
+      }
       if (options.release ?? true) {
         await this.release();
         this.endLeadership('released');
@@ -132,8 +137,9 @@ export class LeaderElector {
       await sleepOn(this.clock, this.retryPeriodMs * (1 + 0.2 * this.random()), signal);
     }
     if (signal.aborted) {
-      // Acquired just as stop() was called: stop() finds us leading and releases.
-      this.beginLeadership();
+      // Won just as stop() was called: starting the controllers now would reconcile after the
+      // shutdown began, so leadership never starts; stop() hands the lease back.
+      this.wonWhileStopping = true;
       return;
     }
     this.beginLeadership();

@@ -167,6 +167,47 @@ test("leader election: one leader; a released lease passes at once, a dead leade
   await c.stop();
 });
 
+test('a lease won just as stop() is called: leadership never starts, and the lease is handed back', async () => {
+  const real = kc.makeApiClient(CoordinationV1Api);
+  let elector: LeaderElector | undefined;
+  let stopping: Promise<void> | undefined;
+  // The real API, with stop() called while the acquiring write is on its way to the server.
+  const api = new Proxy(real, {
+    get(target, prop) {
+      const value: unknown = Reflect.get(target, prop);
+      if (typeof value !== 'function') return value;
+      const method = value.bind(target) as (...args: unknown[]) => unknown;
+      if (prop !== 'createNamespacedLease') return method;
+      return (...args: unknown[]) => {
+        const written = method(...args);
+        stopping ??= elector?.stop({ release: true });
+        return written;
+      };
+    },
+  });
+  const calls: string[] = [];
+  elector = new LeaderElector({
+    api,
+    namespace: 'default',
+    name: 'stop-race',
+    identity: 'x',
+    leaseDurationMs: 15_000,
+    renewDeadlineMs: 10_000,
+    retryPeriodMs: 200,
+    logger: silentLogger,
+    onStartedLeading: () => calls.push('started'),
+    onStoppedLeading: (reason) => calls.push(reason),
+  });
+  elector.start();
+  await waitFor(() => stopping !== undefined || undefined, WAIT);
+  await stopping;
+  assert.deepEqual(calls, [], 'neither onStartedLeading nor onStoppedLeading');
+  assert.equal(elector.isLeader(), false);
+  const lease = await real.readNamespacedLease({ name: 'stop-race', namespace: 'default' });
+  assert.equal(lease.spec?.holderIdentity ?? '', '', 'the lease was handed back');
+  assert.equal(lease.spec?.leaseDurationSeconds, 1);
+});
+
 test('events are written with a MicroTime eventTime, and identical ones are not repeated', async () => {
   const cm = await core().createNamespacedConfigMap({
     namespace: 'default',
