@@ -1,6 +1,6 @@
 export { LocalEnvError, LocalEnvErrorCode } from './errors.ts';
+export { buildWithGo, cacheDir, type GoBuildOptions } from './go-build.ts';
 export {
-  cacheDir,
   type FindNatsServerOptions,
   findNatsServer,
   NATS_SERVER_VERSION,

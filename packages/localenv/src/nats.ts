@@ -1,9 +1,9 @@
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
+import { mkdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { LocalEnvError, LocalEnvErrorCode } from './errors.ts';
+import { buildWithGo, cacheDir } from './go-build.ts';
 import { freePort } from './ports.ts';
 import { ManagedProcess } from './process.ts';
 
@@ -13,11 +13,6 @@ const run = promisify(execFile);
 export const NATS_SERVER_VERSION = 'v2.12.15';
 const MINIMUM = [2, 12, 0] as const;
 const MODULE = 'github.com/nats-io/nats-server/v2';
-
-/** Where binaries built for Petrel are cached, by version. */
-export function cacheDir(): string {
-  return process.env['PETREL_CACHE_DIR'] ?? join(homedir(), '.cache', 'petrel');
-}
 
 function newEnough(versionText: string): boolean {
   const match = /v?(\d+)\.(\d+)\.(\d+)/.exec(versionText);
@@ -75,41 +70,32 @@ export async function findNatsServer(options: FindNatsServerOptions = {}): Promi
   const binary = join(dir, 'nats-server');
   if (await exists(binary)) return binary;
 
-  let goVersion: string;
-  try {
-    goVersion = (await run('go', ['version'], { timeout: 30_000 })).stdout.trim();
-  } catch (error) {
-    throw new LocalEnvError(
-      LocalEnvErrorCode.NatsServerUnavailable,
-      `nats-server >= ${MINIMUM.join('.')} is needed (found on PATH: ${onPath ?? 'none'}) and Go is not ` +
-        `available to build it. Either install Go (https://go.dev/doc/install) so that Petrel can run ` +
-        `\`go install ${MODULE}@${NATS_SERVER_VERSION}\`, or put nats-server ${NATS_SERVER_VERSION} on PATH, ` +
-        'or set PETREL_NATS_SERVER to its path.',
-      { cause: error },
-    );
-  }
-  options.log?.(`building nats-server ${NATS_SERVER_VERSION} with ${goVersion} into ${dir} (about a minute)`);
-  await mkdir(cacheDir(), { recursive: true });
-  const staging = await mkdtemp(join(cacheDir(), '.nats-build-'));
-  try {
-    await run('go', ['install', '-trimpath', `${MODULE}@${NATS_SERVER_VERSION}`], {
-      env: { ...process.env, GOBIN: staging, CGO_ENABLED: '0' },
-      timeout: 15 * 60_000,
-      maxBuffer: 16 * 1024 * 1024,
-    });
-    await mkdir(dir, { recursive: true });
-    await rename(join(staging, 'nats-server'), binary);
-  } catch (error) {
-    if (await exists(binary)) return binary; // a concurrent build won the race
-    throw new LocalEnvError(
-      LocalEnvErrorCode.NatsServerUnavailable,
-      `building nats-server ${NATS_SERVER_VERSION} failed; check that the Go module proxy is reachable ` +
-        `(go env GOPROXY), or put nats-server >= ${MINIMUM.join('.')} on PATH or in PETREL_NATS_SERVER`,
-      { cause: error },
-    );
-  } finally {
-    await rm(staging, { recursive: true, force: true });
-  }
+  await buildWithGo({
+    dir,
+    what: `nats-server ${NATS_SERVER_VERSION}`,
+    takes: 'about a minute',
+    build: async (staging) => {
+      await run('go', ['install', '-trimpath', `${MODULE}@${NATS_SERVER_VERSION}`], {
+        env: { ...process.env, GOBIN: staging, CGO_ENABLED: '0' },
+        timeout: 15 * 60_000,
+        maxBuffer: 16 * 1024 * 1024,
+      });
+    },
+    complete: () => exists(binary),
+    error: (kind, cause) =>
+      new LocalEnvError(
+        LocalEnvErrorCode.NatsServerUnavailable,
+        kind === 'no-go'
+          ? `nats-server >= ${MINIMUM.join('.')} is needed (found on PATH: ${onPath ?? 'none'}) and Go is not ` +
+              `available to build it. Either install Go (https://go.dev/doc/install) so that Petrel can run ` +
+              `\`go install ${MODULE}@${NATS_SERVER_VERSION}\`, or put nats-server ${NATS_SERVER_VERSION} on PATH, ` +
+              'or set PETREL_NATS_SERVER to its path.'
+          : `building nats-server ${NATS_SERVER_VERSION} failed; check that the Go module proxy is reachable ` +
+              `(go env GOPROXY), or put nats-server >= ${MINIMUM.join('.')} on PATH or in PETREL_NATS_SERVER`,
+        { cause },
+      ),
+    ...(options.log === undefined ? {} : { log: options.log }),
+  });
   return binary;
 }
 

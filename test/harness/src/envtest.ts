@@ -1,9 +1,9 @@
 import { execFile } from 'node:child_process';
-import { access, constants, mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
+import { access, constants } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { cacheDir } from '@petrel/localenv';
+import { buildWithGo, cacheDir } from '@petrel/localenv';
 
 const run = promisify(execFile);
 
@@ -76,21 +76,6 @@ export async function findEnvtestAssets(options: FindEnvtestAssetsOptions = {}):
   const cached = await complete(dir);
   if (cached) return cached;
 
-  try {
-    await run('go', ['version'], { timeout: 30_000 });
-  } catch (error) {
-    throw new Error(
-      'the operator tests need kube-apiserver, etcd and kubectl: install Go (https://go.dev/doc/install) so ' +
-        `that Petrel can build them from tools/envtest, or set KUBEBUILDER_ASSETS to a directory holding ` +
-        `them (e.g. from \`setup-envtest use ${ENVTEST_KUBERNETES_VERSION.slice(1)} -p path\`)`,
-      { cause: error },
-    );
-  }
-  options.log?.(
-    `building kube-apiserver and kubectl ${ENVTEST_KUBERNETES_VERSION} and etcd ${ENVTEST_ETCD_VERSION} into ${dir} (a few minutes, once)`,
-  );
-  await mkdir(join(cacheDir(), 'envtest'), { recursive: true });
-  const staging = await mkdtemp(join(cacheDir(), 'envtest', '.build-'));
   const minor = /^v1\.(\d+)\./.exec(ENVTEST_KUBERNETES_VERSION)?.[1] ?? '';
   // Stamped like release builds: kube-apiserver reports this version (and derives its
   // compatibility version from it); unstamped it would say v0.0.0-master.
@@ -110,29 +95,37 @@ export async function findEnvtestAssets(options: FindEnvtestAssetsOptions = {}):
       maxBuffer: 64 * 1024 * 1024,
     });
   };
-  try {
-    await build('etcd', ['-ldflags', '-s -w', '-o', join(staging, 'etcd'), '.']);
-    await build('kubernetes', [
-      '-ldflags',
-      `-s -w ${stamp} -X k8s.io/component-base/version.gitTreeState=clean`,
-      '-o',
-      `${staging}/`,
-      'k8s.io/kubernetes/cmd/kube-apiserver',
-      'k8s.io/kubernetes/cmd/kubectl',
-    ]);
-    await rm(dir, { recursive: true, force: true });
-    await rename(staging, dir);
-  } catch (error) {
-    const raced = await complete(dir);
-    if (raced) return raced; // a concurrent build won
-    throw new Error(
-      `building the envtest assets failed; check that the Go module proxy is reachable (go env GOPROXY), ` +
-        'or set KUBEBUILDER_ASSETS',
-      { cause: error },
-    );
-  } finally {
-    await rm(staging, { recursive: true, force: true });
-  }
+  await buildWithGo({
+    dir,
+    what: `kube-apiserver and kubectl ${ENVTEST_KUBERNETES_VERSION} and etcd ${ENVTEST_ETCD_VERSION}`,
+    takes: 'a few minutes, once',
+    build: async (staging) => {
+      await build('etcd', ['-ldflags', '-s -w', '-o', join(staging, 'etcd'), '.']);
+      await build('kubernetes', [
+        '-ldflags',
+        `-s -w ${stamp} -X k8s.io/component-base/version.gitTreeState=clean`,
+        '-o',
+        `${staging}/`,
+        'k8s.io/kubernetes/cmd/kube-apiserver',
+        'k8s.io/kubernetes/cmd/kubectl',
+      ]);
+    },
+    complete: async () => (await complete(dir)) !== undefined,
+    error: (kind, cause) =>
+      kind === 'no-go'
+        ? new Error(
+            'the operator tests need kube-apiserver, etcd and kubectl: install Go (https://go.dev/doc/install) so ' +
+              `that Petrel can build them from tools/envtest, or set KUBEBUILDER_ASSETS to a directory holding ` +
+              `them (e.g. from \`setup-envtest use ${ENVTEST_KUBERNETES_VERSION.slice(1)} -p path\`)`,
+            { cause },
+          )
+        : new Error(
+            `building the envtest assets failed; check that the Go module proxy is reachable (go env GOPROXY), ` +
+              'or set KUBEBUILDER_ASSETS',
+            { cause },
+          ),
+    ...(options.log === undefined ? {} : { log: options.log }),
+  });
   const built = await complete(dir);
   if (!built) throw new Error(`the envtest build left ${dir} incomplete`);
   return built;
