@@ -2,22 +2,18 @@
 // limits, greylisting through NATS KV, PROXY protocol from a configured network, and messages
 // larger than the JetStream payload limit through the object store.
 import assert from 'node:assert/strict';
-import { type ChildProcess, fork } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { writeFile } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect as natsConnect } from '@nats-io/transport-node';
-import { freePort } from '@petrel/localenv';
 import { compileDirectory, writeRuntimeConfig } from '@petrel/operator';
 import { decodeEnvelope, loadBody, STREAM_OUTBOUND } from '@petrel/queue';
 import { encodeProxyV1 } from '@petrel/smtp';
-import { startDnsServer, startNats, tempDir, waitFor } from '@petrel/test-harness';
-
-const INGRESS_MAIN = fileURLToPath(new URL('../../services/ingress/src/main.ts', import.meta.url));
+import { forkIngress, startDnsServer, startNats, tempDir, waitFor } from '@petrel/test-harness';
 
 const DOMAIN = (extra = '') => `apiVersion: petrel.dev/v1alpha1
 kind: MailDomain
@@ -48,37 +44,15 @@ async function startIngress(
   const dataDir = await tempDir('ingress-data');
   const runtimeConfig = join(dataDir, 'runtime-config.json');
   await writeRuntimeConfig(runtimeConfig, await compileDirectory(configDir, 1));
-  const healthPort = await freePort();
-  const child = fork(INGRESS_MAIN, [], {
-    env: {
-      ...process.env,
-      PETREL_NATS_URL: nats.url,
-      PETREL_RUNTIME_CONFIG: runtimeConfig,
-      PETREL_SMTP_HOST: '127.0.0.1',
-      PETREL_SMTP_PORT: '0',
-      PETREL_SUBMISSION_PORT: 'off',
-      PETREL_SMTPS_PORT: 'off',
-      PETREL_HEALTH_HOST: '127.0.0.1',
-      PETREL_HEALTH_PORT: String(healthPort),
-      PETREL_TLS_DIR: join(dataDir, 'tls'),
-      PETREL_TLS_SELF_SIGNED: 'true',
-      PETREL_DNS_SERVERS: dns.address,
-      PETREL_LOG_LEVEL: 'warn',
-      ...env,
-    },
-    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+  const { child, mxPort, healthPort, exited } = await forkIngress({
+    natsUrl: nats.url,
+    config: { file: runtimeConfig },
+    dataDir,
+    dnsServer: dns.address,
+    after: t.after.bind(t),
+    env,
   });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  t.after(async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    await exited;
-  });
-  const port = await new Promise<number>((resolve, reject) => {
-    child.on('message', (m: { type?: string; ports?: Record<string, number> }) => {
-      if (m.type === 'ready' && m.ports?.['mx'] !== undefined) resolve(m.ports['mx']);
-    });
-    void exited.then((code) => reject(new Error(`ingress exited (${code}) during start`)));
-  });
+  const port = await mxPort;
   return { child, port, healthPort, natsUrl: nats.url, exited };
 }
 

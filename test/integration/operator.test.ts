@@ -3,7 +3,7 @@
 // least-privilege identity of examples/rbac/operator.yaml, and everything is observed
 // through the API server (kubectl), the published runtime config and a running ingress.
 import assert from 'node:assert/strict';
-import { type ChildProcess, fork, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes, X509Certificate } from 'node:crypto';
 import { copyFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -12,12 +12,12 @@ import { fileURLToPath } from 'node:url';
 import { CoreV1Api, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
 import { type NatsConnection, connect as natsConnect } from '@nats-io/transport-node';
 import type { RuntimeConfig } from '@petrel/config';
-import { freePort } from '@petrel/localenv';
 import { reuseConnections } from '@petrel/operator';
 import { readRuntimeConfig } from '@petrel/queue';
 import { ensurePartitions, migrate } from '@petrel/store';
 import {
   type DnsServer,
+  forkIngress,
   issueCertificate,
   type KubeControlPlane,
   startDnsServer,
@@ -33,7 +33,6 @@ import pg from 'pg';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const PETREL = join(ROOT, 'services/cli/bin/petrel.js');
-const INGRESS_MAIN = join(ROOT, 'services/ingress/src/main.ts');
 const OPERATOR_USER = 'system:serviceaccount:petrel-system:petrel-operator';
 const NS = 'mail';
 const WAIT = { timeoutMs: 60_000, intervalMs: 250 };
@@ -243,34 +242,12 @@ after(async () => {
 
 test('a MailDomain becomes Ready: DKIM key Secret, a certificate from the operator CA, DNS records, runtime config; a running ingress takes it without a restart', async (t) => {
   // The ingress starts first and waits for the operator's config.
-  const ingressHealth = await freePort();
-  const ingress = fork(INGRESS_MAIN, [], {
-    env: {
-      ...process.env,
-      PETREL_NATS_URL: nats.url,
-      PETREL_RUNTIME_CONFIG_STORE: 'PETREL_CONFIG',
-      PETREL_CONFIG_KEY_FILE: keyFile,
-      PETREL_SMTP_HOST: '127.0.0.1',
-      PETREL_SMTP_PORT: '0',
-      PETREL_SUBMISSION_PORT: 'off',
-      PETREL_SMTPS_PORT: 'off',
-      PETREL_HEALTH_HOST: '127.0.0.1',
-      PETREL_HEALTH_PORT: String(ingressHealth),
-      PETREL_TLS_DIR: join(dir, 'tls'),
-      PETREL_TLS_SELF_SIGNED: 'true',
-      PETREL_DNS_SERVERS: dns.address,
-    },
-    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
-  });
-  const ingressExited = new Promise((r) => ingress.once('exit', r));
-  t.after(async () => {
-    ingress.kill('SIGKILL');
-    await ingressExited;
-  });
-  const mxPort = new Promise<number>((resolve) => {
-    ingress.on('message', (m: { type?: string; ports?: Record<string, number> }) => {
-      if (m.type === 'ready' && m.ports?.['mx'] !== undefined) resolve(m.ports['mx']);
-    });
+  const { mxPort } = await forkIngress({
+    natsUrl: nats.url,
+    config: { store: 'PETREL_CONFIG', keyFile },
+    dataDir: dir,
+    dnsServer: dns.address,
+    after: t.after.bind(t),
   });
 
   await kubectl(['apply', '-f', '-'], domainYaml('example-org', 'example.org', '  dkim: {}\n'));

@@ -2,46 +2,26 @@
 // Object Store (encrypted) starts before anything is published, waits without failing, starts
 // serving with the first config and follows every later one without a restart.
 import assert from 'node:assert/strict';
-import { type ChildProcess, fork } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect as natsConnect } from '@nats-io/transport-node';
-import { parseRuntimeConfig, type RuntimeConfig } from '@petrel/config';
-import { freePort } from '@petrel/localenv';
+import type { RuntimeConfig } from '@petrel/config';
+import { runtimeConfigOf, runtimeDomain } from '@petrel/config/testing';
 import { publishRuntimeConfig, STREAM_OUTBOUND } from '@petrel/queue';
-import { startDnsServer, startNats, swaks, tempDir, waitFor } from '@petrel/test-harness';
+import { forkIngress, startDnsServer, startNats, swaks, tempDir, waitFor } from '@petrel/test-harness';
 
-const INGRESS_MAIN = fileURLToPath(new URL('../../services/ingress/src/main.ts', import.meta.url));
 const WAIT = { timeoutMs: 20_000 };
 
 function runtimeConfig(generation: number, domain?: { draining: boolean }): RuntimeConfig {
-  return parseRuntimeConfig(
-    {
-      version: 1,
-      generation,
-      domains:
-        domain === undefined
-          ? []
-          : [
-              {
-                source: 'mail/example-org',
-                domain: 'example.org',
-                draining: domain.draining,
-                inboundRoutes: [],
-                users: [],
-                inbound: {
-                  checks: { spf: false, dkim: false, dmarc: false, arc: false, dmarcReject: false },
-                  greylisting: { enabled: false, delaySeconds: 300, expireSeconds: 3600 },
-                  tarpit: { enabled: false, delayMs: 0 },
-                },
-              },
-            ],
-    },
-    'test',
+  return runtimeConfigOf(
+    domain === undefined
+      ? []
+      : [runtimeDomain('example.org', { source: 'mail/example-org', draining: domain.draining })],
+    generation,
   );
 }
 
@@ -96,37 +76,16 @@ test('an ingress on the Object Store source waits for the first config, then fol
   const key = randomBytes(32);
   const keyFile = join(dataDir, 'config.key');
   await writeFile(keyFile, `${key.toString('base64')}\n`, { mode: 0o600 });
-  const healthPort = await freePort();
-  const child = fork(INGRESS_MAIN, [], {
-    env: {
-      ...process.env,
-      PETREL_NATS_URL: nats.url,
-      PETREL_RUNTIME_CONFIG_STORE: 'PETREL_CONFIG',
-      PETREL_CONFIG_KEY_FILE: keyFile,
-      PETREL_SMTP_HOST: '127.0.0.1',
-      PETREL_SMTP_PORT: '0',
-      PETREL_SUBMISSION_PORT: 'off',
-      PETREL_SMTPS_PORT: 'off',
-      PETREL_HEALTH_HOST: '127.0.0.1',
-      PETREL_HEALTH_PORT: String(healthPort),
-      PETREL_TLS_DIR: join(dataDir, 'tls'),
-      PETREL_TLS_SELF_SIGNED: 'true',
-      PETREL_DNS_SERVERS: dns.address,
-      PETREL_LOG_LEVEL: 'info',
-    },
-    stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
-  });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  t.after(async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    await exited;
+  const { child, mxPort, healthPort } = await forkIngress({
+    natsUrl: nats.url,
+    config: { store: 'PETREL_CONFIG', keyFile },
+    dataDir,
+    dnsServer: dns.address,
+    after: t.after.bind(t),
+    env: { PETREL_LOG_LEVEL: 'info' },
+    stdout: 'pipe',
   });
   const logs = logLines(child);
-  const ready = new Promise<number>((resolve) => {
-    child.on('message', (m: { type?: string; ports?: Record<string, number> }) => {
-      if (m.type === 'ready' && m.ports?.['mx'] !== undefined) resolve(m.ports['mx']);
-    });
-  });
 
   // Nothing published yet: alive, not ready, saying once what it waits for.
   await waitFor(() => logs.includes("waiting for the operator's runtime config") || undefined, {
@@ -140,7 +99,7 @@ test('an ingress on the Object Store source waits for the first config, then fol
   const nc = await natsConnect({ servers: nats.url });
   t.after(() => nc.close());
   await publishRuntimeConfig(nc, runtimeConfig(1, { draining: false }), { key });
-  const port = await ready;
+  const port = await mxPort;
   assert.equal(await status(healthPort, '/readyz'), 200);
   assert.equal(logs.filter((l) => l === "waiting for the operator's runtime config").length, 1);
 

@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { Objm } from '@nats-io/obj';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { ConfigError, ConfigErrorCode, parseRuntimeConfig, type RuntimeConfig } from '@petrel/config';
+import { ConfigError, ConfigErrorCode, type RuntimeConfig } from '@petrel/config';
+import { runtimeConfigOf, runtimeDomain } from '@petrel/config/testing';
 import { startNats, tempDir, waitFor } from '@petrel/test-harness';
 import {
   CONFIG_STORE_BUCKET,
@@ -31,23 +32,13 @@ const WAIT = { timeoutMs: 15_000 };
 const SECRET = 'pw-0f9c1e-do-not-leak';
 
 function runtimeConfig(generation: number, domains = ['a.example']): RuntimeConfig {
-  return parseRuntimeConfig(
-    {
-      version: 1,
-      generation,
-      domains: domains.map((domain) => ({
-        source: `mail/${domain}`,
-        domain,
-        inboundRoutes: [],
+  return runtimeConfigOf(
+    domains.map((domain) =>
+      runtimeDomain(domain, {
         users: [{ name: `app@${domain}`, password: SECRET, allowedSenders: [`*@${domain}`] }],
-        inbound: {
-          checks: { spf: false, dkim: false, dmarc: false, arc: false, dmarcReject: false },
-          greylisting: { enabled: false, delaySeconds: 300, expireSeconds: 3600 },
-          tarpit: { enabled: false, delayMs: 0 },
-        },
-      })),
-    },
-    'test',
+      }),
+    ),
+    generation,
   );
 }
 

@@ -5,7 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { DomainIndex, parseRuntimeConfig } from '@petrel/config';
+import { DomainIndex } from '@petrel/config';
+import { runtimeConfigOf, runtimeDomain } from '@petrel/config/testing';
 import { DnsResolver } from '@petrel/dns';
 import { freePort } from '@petrel/localenv';
 import { timestampFromDate } from '@petrel/proto';
@@ -30,28 +31,14 @@ test('mail queued for and from a draining domain still goes to its inbound route
   });
   const route = await startSmtpSink({ host: '127.0.0.31', port });
   t.after(() => route.close());
-  const config = parseRuntimeConfig(
-    {
-      version: 1,
-      generation: 1,
-      domains: [
-        {
-          source: 'mail/gone',
-          domain: 'gone.test',
-          draining: true,
-          inboundRoutes: [{ host: '127.0.0.31', port, protocol: 'smtp' }],
-          users: [],
-          inbound: {
-            checks: { spf: false, dkim: false, dmarc: false, arc: false, dmarcReject: false },
-            greylisting: { enabled: false, delaySeconds: 300, expireSeconds: 3600 },
-            tarpit: { enabled: false, delayMs: 0 },
-          },
-          dkimKeys: [{ selector: 'd1', algorithm: 'ed25519-sha256', privateKeyPem: key.privateKeyPem }],
-        },
-      ],
-    },
-    'test',
-  );
+  const config = runtimeConfigOf([
+    runtimeDomain('gone.test', {
+      source: 'mail/gone',
+      draining: true,
+      inboundRoutes: [{ host: '127.0.0.31', port, protocol: 'smtp' }],
+      dkimKeys: [{ selector: 'd1', algorithm: 'ed25519-sha256', privateKeyPem: key.privateKeyPem }],
+    }),
+  ]);
   const index = new DomainIndex(config);
   // The premise: the ingress would refuse it (not managed), the worker still knows it.
   assert.equal(index.managed('gone.test'), undefined);

@@ -11,6 +11,7 @@ import { type AddressInfo, createServer as createNetServer } from 'node:net';
 import { test } from 'node:test';
 import { Kvm } from '@nats-io/kv';
 import { DomainIndex, parseRuntimeConfig } from '@petrel/config';
+import { runtimeDomain } from '@petrel/config/testing';
 import { DnsResolver, TlsaResolver } from '@petrel/dns';
 import { startWireDnsServer, zoneHandler } from '@petrel/dns/testing';
 import { freePort } from '@petrel/localenv';
@@ -119,19 +120,7 @@ function managedDomain(
   dkimKeys: { selector: string; algorithm: string; privateKeyPem: string }[],
   outbound: { ratePerSecond?: number; queueLifetimeMs?: number } = {},
 ): unknown {
-  return {
-    source: `default/${domain}`,
-    domain,
-    inboundRoutes: [],
-    users: [],
-    inbound: {
-      checks: { spf: false, dkim: false, dmarc: false, arc: false, dmarcReject: false },
-      greylisting: { enabled: false, delaySeconds: 300, expireSeconds: 3600 },
-      tarpit: { enabled: false, delayMs: 0 },
-    },
-    dkimKeys,
-    outbound,
-  };
+  return runtimeDomain(domain, { source: `default/${domain}`, dkimKeys, outbound });
 }
 
 async function setup(

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import tls from 'node:tls';
 import { promisify } from 'node:util';
-import { parseRuntimeConfig } from '@petrel/config';
+import { runtimeConfigOf, runtimeDomain } from '@petrel/config/testing';
 import { tempDir, waitFor } from '@petrel/test-harness';
 import {
   CertificateError,
@@ -534,38 +534,18 @@ test('with runtime-config certificates the directory may be absent; without eith
 });
 
 test('configCertificates takes each domain’s certificate and host names from the runtime config', () => {
-  const inbound = {
-    checks: { spf: false, dkim: false, dmarc: false, arc: false, dmarcReject: false },
-    greylisting: { enabled: false, delaySeconds: 300, expireSeconds: 3600 },
-    tarpit: { enabled: false, delayMs: 0 },
-  };
-  const domain = (name: string, extra: object) => ({
-    source: `mail/${name}`,
-    domain: name,
-    inboundRoutes: [],
-    users: [],
-    inbound,
-    ...extra,
-  });
-  const config = parseRuntimeConfig(
-    {
-      version: 1,
-      generation: 1,
-      domains: [
-        domain('c.test', {
-          hostnames: ['mx.c.test'],
-          tls: { certificatePem: domainCerts.mx.cert, privateKeyPem: domainCerts.mx.key },
-        }),
-        domain('plain.test', { hostnames: ['mx.plain.test'] }),
-        domain('gone.test', {
-          draining: true,
-          hostnames: ['in.d.test'],
-          tls: { certificatePem: domainCerts.wildD.cert, privateKeyPem: domainCerts.wildD.key },
-        }),
-      ],
-    },
-    'test',
-  );
+  const config = runtimeConfigOf([
+    runtimeDomain('c.test', {
+      hostnames: ['mx.c.test'],
+      tls: { certificatePem: domainCerts.mx.cert, privateKeyPem: domainCerts.mx.key },
+    }),
+    runtimeDomain('plain.test', { hostnames: ['mx.plain.test'] }),
+    runtimeDomain('gone.test', {
+      draining: true,
+      hostnames: ['in.d.test'],
+      tls: { certificatePem: domainCerts.wildD.cert, privateKeyPem: domainCerts.wildD.key },
+    }),
+  ]);
   assert.deepEqual(
     configCertificates(config).map((c) => [c.source, c.hostnames]),
     [

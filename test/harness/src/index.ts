@@ -45,6 +45,7 @@ export {
   type EnvtestAssets,
   findEnvtestAssets,
 } from './envtest.ts';
+export { forkIngress, type IngressProcess, type IngressProcessOptions } from './ingress.ts';
 export {
   type KubeControlPlane,
   type KubeControlPlaneOptions,
