@@ -46,3 +46,25 @@ test('petrel dev refuses an invalid config directory with a message naming the f
     /broken\.yaml#1: invalid MailDomain[\s\S]*fully qualified/,
   );
 });
+
+test('a component that cannot start makes petrel dev stop everything and exit 1, showing why', async (t) => {
+  // The SMTP port is taken: the ingress fails to listen. Before the fix the config watcher kept
+  // petrel dev alive after it had stopped everything, so this start never ended.
+  const { createServer } = await import('node:net');
+  const taken = createServer();
+  await new Promise<void>((r) => taken.listen({ host: '127.0.0.1', port: 0 }, r));
+  t.after(() => new Promise<void>((r) => taken.close(() => r())));
+  const port = (taken.address() as { port: number }).port;
+  const failed = await startPetrelDev(t.after.bind(t), {
+    configDir: await exampleConfigDir(),
+    smtpPort: port,
+    startTimeoutMs: 60_000,
+  }).then(
+    () => assert.fail('petrel dev started on a taken port'),
+    (error: unknown) => (error instanceof Error ? error.message : String(error)),
+  );
+  assert.match(failed, /^petrel dev exited \(1\) before accepting mail/);
+  assert.match(failed, /petrel: ingress exited \(1\) during start; see \S+ingress\.log; its last lines:/);
+  assert.match(failed, new RegExp(`EADDRINUSE[^\\n]*${port}`));
+  assert.match(failed, /petrel: recorder stopped\npetrel: nats-server stopped\npetrel: postgres stopped/);
+});

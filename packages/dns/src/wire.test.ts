@@ -163,6 +163,37 @@ test('query sets RD, AD and EDNS0 DO, and reports the AD flag of the answer', as
   assert.equal(secure.questions.at(-1)?.dnssecOk, false);
 });
 
+test('the test DNS server moves to another port when its UDP port is taken for TCP (regression)', async (t) => {
+  // A port whose TCP side is taken and whose UDP side is free: the first attempt must fail over
+  // TCP and be retried. events.once(tcp, 'listening') rejected on that error instead.
+  const { createServer } = await import('node:net');
+  let port = 0;
+  const blocker = createServer();
+  for (;;) {
+    await new Promise<void>((r) => blocker.listen({ host: '127.0.0.1', port: 0 }, r));
+    port = (blocker.address() as { port: number }).port;
+    const probe = createSocket('udp4');
+    const free = await new Promise<boolean>((r) => {
+      probe.once('error', () => r(false));
+      probe.bind(port, '127.0.0.1', () => r(true));
+    });
+    await new Promise<void>((r) => (free ? probe.close(() => r()) : r()));
+    if (free) break;
+    await new Promise<void>((r) => blocker.close(() => r()));
+  }
+  t.after(() => new Promise<void>((r) => blocker.close(() => r())));
+  const dns = await startWireDnsServer(
+    zoneHandler([{ name: 'a.test', data: { type: 'A', address: '192.0.2.1' } }]),
+    {
+      after: t.after.bind(t),
+      firstPort: port,
+    },
+  );
+  assert.notEqual(dns.port, port);
+  const r = await query('a.test', RecordType.A, { servers: [dns.address] });
+  assert.deepEqual(r.message.answers[0]?.data, { type: 'A', address: '192.0.2.1' });
+});
+
 test('a truncated UDP answer is asked again over TCP', async (t) => {
   const tlsa = Array.from({ length: 30 }, (_, i) => ({
     name: '_25._tcp.big.example.test',

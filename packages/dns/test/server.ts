@@ -59,6 +59,8 @@ export interface WireDnsServer {
 export interface StartOptions {
   /** Registers close() for cleanup, e.g. node:test's `t.after.bind(t)`. */
   readonly after?: (fn: () => Promise<void>) => void;
+  /** The UDP port of the first attempt instead of the kernel's choice (tests of the retry). */
+  readonly firstPort?: number;
 }
 
 /** A record in a zone for `zoneHandler`. */
@@ -175,7 +177,7 @@ export async function startWireDnsServer(
   const connections = new Set<Socket>();
   for (let attempt = 1; ; attempt++) {
     udp = createSocket('udp4');
-    udp.bind(0, '127.0.0.1');
+    udp.bind(attempt === 1 ? (options.firstPort ?? 0) : 0, '127.0.0.1');
     await once(udp, 'listening');
     const port = udp.address().port;
     tcp = createServer((socket) => {
@@ -197,10 +199,14 @@ export async function startWireDnsServer(
         }
       });
     });
-    const listening = once(tcp, 'listening').then(() => true);
-    const failed = once(tcp, 'error').then(() => false);
+    // Not events.once(tcp, 'listening'): it rejects on 'error', which is the case retried here.
+    const server = tcp;
+    const bound = new Promise<boolean>((resolve) => {
+      server.once('listening', () => resolve(true));
+      server.once('error', () => resolve(false));
+    });
     tcp.listen(port, '127.0.0.1');
-    if (await Promise.race([listening, failed])) break;
+    if (await bound) break;
     udp.close();
     if (attempt >= 5) throw new Error('no free port for UDP and TCP');
   }

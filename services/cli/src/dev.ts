@@ -1,6 +1,6 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -65,6 +65,9 @@ export async function runDev(options: DevOptions): Promise<number> {
   const components: Component[] = [];
   let stopping = false;
   let generation = Date.now();
+  // Closed on every way out: an open fs watcher would keep this process alive after a failed start.
+  let configWatch: { close(): void } | undefined;
+  let periodic: NodeJS.Timeout | undefined;
 
   const stopAll = async (): Promise<void> => {
     // Reverse order of start: first stop taking mail, then delivering, then the stores.
@@ -106,9 +109,9 @@ export async function runDev(options: DevOptions): Promise<number> {
       }
     };
     await apply();
-    const configWatch = watchConfigDir(configDir, applyReporting);
+    configWatch = watchConfigDir(configDir, applyReporting);
     // Rotations and renewals fall due with time, not with edits.
-    const periodic = setInterval(() => void applyReporting(), 60_000);
+    periodic = setInterval(() => void applyReporting(), 60_000);
     periodic.unref();
 
     let natsUrl = options.natsUrl;
@@ -155,8 +158,10 @@ export async function runDev(options: DevOptions): Promise<number> {
           }
         });
         void exited.then((code) => {
-          if (!component.ready)
-            reject(new Error(`${name} exited (${code}) during start; see ${join(logDir, `${name}.log`)}`));
+          if (!component.ready) {
+            const logFile = join(logDir, `${name}.log`);
+            reject(new Error(`${name} exited (${code}) during start; see ${logFile}${logTail(logFile)}`));
+          }
         });
       });
     };
@@ -230,9 +235,9 @@ export async function runDev(options: DevOptions): Promise<number> {
     stopping = true;
     const code = typeof first === 'string' ? 0 : 1;
     if (typeof first !== 'string')
-      process.stderr.write(`petrel: ${first.name} exited unexpectedly (${first.code}); stopping\n`);
-    configWatch.close();
-    clearInterval(periodic);
+      process.stderr.write(
+        `petrel: ${first.name} exited unexpectedly (${first.code})${logTail(join(logDir, `${first.name}.log`))}\npetrel: stopping\n`,
+      );
     http.close();
     rmSync(join(dataDir, LOCAL_API_FILE), { force: true });
     await stopAll();
@@ -242,5 +247,23 @@ export async function runDev(options: DevOptions): Promise<number> {
     stopping = true;
     await stopAll();
     return 1;
+  } finally {
+    configWatch?.close();
+    clearInterval(periodic);
+    rmSync(join(dataDir, LOCAL_API_FILE), { force: true });
   }
+}
+
+/** The last lines of a component's log, for the error of a failed start (the why, not only where). */
+function logTail(file: string, lines = 15): string {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
+  const tail = text.trimEnd().split('\n').slice(-lines);
+  return tail.length === 0 || tail[0] === ''
+    ? ''
+    : `; its last lines:\n${tail.map((l) => `  ${l}`).join('\n')}`;
 }
