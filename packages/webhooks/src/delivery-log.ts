@@ -40,7 +40,7 @@ export interface DeliveryLogOptions {
 }
 
 export interface DeliveryLogStats {
-  /** Rows waiting to be written. */
+  /** Rows not yet written: waiting, or in the write under way. */
   buffered: number;
   written: number;
   /** Rows dropped because the buffer was full. */
@@ -75,6 +75,8 @@ export class DeliveryLog {
   readonly #days = new Set<string>();
   readonly stats: DeliveryLogStats = { buffered: 0, written: 0, dropped: 0, failing: false };
   #writing: Promise<void> | undefined;
+  /** Rows of the write under way: out of #rows, still counted as buffered until written. */
+  #inFlight = 0;
   #timer: NodeJS.Timeout | undefined;
   #pause: number;
   /** Dropped rows not yet reported in a log line. */
@@ -103,7 +105,7 @@ export class DeliveryLog {
         );
       }
     }
-    this.stats.buffered = this.#rows.length;
+    this.stats.buffered = this.#rows.length + this.#inFlight;
     if (!this.stats.failing) this.#kick(0);
   }
 
@@ -155,6 +157,7 @@ export class DeliveryLog {
     if (this.#writing !== undefined) return this.#writing;
     const batch = this.#rows.splice(0, this.#batchRows);
     if (batch.length === 0) return Promise.resolve();
+    this.#inFlight = batch.length;
     this.#writing = this.#insert(batch)
       .then(() => {
         this.stats.written += batch.length;
@@ -186,6 +189,7 @@ export class DeliveryLog {
       })
       .finally(() => {
         this.#writing = undefined;
+        this.#inFlight = 0;
         this.stats.buffered = this.#rows.length;
       });
     return this.#writing;
