@@ -68,3 +68,24 @@ test('a component that cannot start makes petrel dev stop everything and exit 1,
   assert.match(failed, new RegExp(`EADDRINUSE[^\\n]*${port}`));
   assert.match(failed, /petrel: recorder stopped\npetrel: nats-server stopped\npetrel: postgres stopped/);
 });
+
+test('a component that dies later makes petrel dev stop everything and exit 1, showing its last log lines', async (t) => {
+  const dev = await startPetrelDev(t.after.bind(t), { configDir: await exampleConfigDir() });
+  const { execFileSync } = await import('node:child_process');
+  const pids = execFileSync('pgrep', ['-g', String(dev.pgid), '-f', 'delivery/src/main\\.ts'], {
+    encoding: 'utf8',
+  })
+    .trim()
+    .split('\n')
+    .map(Number);
+  assert.equal(pids.length, 1, `one delivery process in the group: ${pids.join(',')}`);
+  process.kill(pids[0] ?? 0, 'SIGKILL');
+  // Not dev.stop(): petrel dev must exit by itself.
+  const code = await Promise.race([
+    dev.exited,
+    new Promise<'running'>((r) => setTimeout(() => r('running'), 60_000).unref()),
+  ]);
+  assert.equal(code, 1, dev.output());
+  assert.match(dev.output(), /petrel: delivery exited unexpectedly \(null\); its last lines:\n {2}\S/);
+  assert.match(dev.output(), /petrel: stopping\npetrel: ingress stopped\n/);
+});

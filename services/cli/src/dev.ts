@@ -1,6 +1,15 @@
 import { type ChildProcess, fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  readSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer } from 'node:http';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -65,9 +74,14 @@ export async function runDev(options: DevOptions): Promise<number> {
   const components: Component[] = [];
   let stopping = false;
   let generation = Date.now();
-  // Closed on every way out: an open fs watcher would keep this process alive after a failed start.
   let configWatch: { close(): void } | undefined;
   let periodic: NodeJS.Timeout | undefined;
+  /** On every way out, before the components stop: an open fs watcher would keep this process alive. */
+  const stopServing = (): void => {
+    configWatch?.close();
+    clearInterval(periodic);
+    rmSync(join(dataDir, LOCAL_API_FILE), { force: true });
+  };
 
   const stopAll = async (): Promise<void> => {
     // Reverse order of start: first stop taking mail, then delivering, then the stores.
@@ -239,31 +253,37 @@ export async function runDev(options: DevOptions): Promise<number> {
         `petrel: ${first.name} exited unexpectedly (${first.code})${logTail(join(logDir, `${first.name}.log`))}\npetrel: stopping\n`,
       );
     http.close();
-    rmSync(join(dataDir, LOCAL_API_FILE), { force: true });
+    stopServing();
     await stopAll();
     return code;
   } catch (error) {
     process.stderr.write(`petrel: ${error instanceof Error ? error.message : String(error)}\n`);
     stopping = true;
+    stopServing();
     await stopAll();
     return 1;
-  } finally {
-    configWatch?.close();
-    clearInterval(periodic);
-    rmSync(join(dataDir, LOCAL_API_FILE), { force: true });
   }
 }
 
 /** The last lines of a component's log, for the error of a failed start (the why, not only where). */
 function logTail(file: string, lines = 15): string {
+  // Only the end of the file: a log that ran for days can be large.
+  const TAIL_BYTES = 16 * 1024;
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    const fd = openSync(file, 'r');
+    try {
+      const size = fstatSync(fd).size;
+      const buffer = Buffer.alloc(Math.min(size, TAIL_BYTES));
+      readSync(fd, buffer, 0, buffer.length, size - buffer.length);
+      text = buffer.toString('utf8');
+    } finally {
+      closeSync(fd);
+    }
   } catch {
     return '';
   }
+  if (text.trim() === '') return '';
   const tail = text.trimEnd().split('\n').slice(-lines);
-  return tail.length === 0 || tail[0] === ''
-    ? ''
-    : `; its last lines:\n${tail.map((l) => `  ${l}`).join('\n')}`;
+  return `; its last lines:\n${tail.map((l) => `  ${l}`).join('\n')}`;
 }

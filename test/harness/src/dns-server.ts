@@ -195,7 +195,7 @@ export async function startDnsServer(options: DnsServerOptions = {}): Promise<Dn
   // Registered first, so that a server that failed half-way is stopped too.
   options.after?.(stop);
 
-  // freePort checks TCP only and can race another process: retry with a new port.
+  // freePort keeps its callers apart, not a process that binds a port of its own choosing: retry.
   for (let attempt = 1; ; attempt++) {
     port = await freePort('127.0.0.1');
     try {

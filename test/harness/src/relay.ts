@@ -43,6 +43,8 @@ export interface PetrelDev {
   readonly pgid: number;
   /** stdout and stderr so far. */
   output(): string;
+  /** Resolves with the supervisor's exit code when it exits by itself (or is stopped). */
+  readonly exited: Promise<number | null>;
   /** Sends a signal to the supervisor and waits for the whole process group to be gone. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
   /** SIGKILL to the whole process group, as a crash of the machine's processes would. */
@@ -125,6 +127,7 @@ export async function startPetrelDev(after: After, options: PetrelDevOptions): P
     certificatePath: join(dataDir, 'tls', 'self-signed', 'tls.crt'),
     pgid,
     output: () => output,
+    exited,
     async stop(signal = 'SIGTERM') {
       if (exitCode === undefined) child.kill(signal);
       const code = await exited;
