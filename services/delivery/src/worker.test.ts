@@ -371,8 +371,14 @@ test('4xx then success: the deferred entry waits as a schedule and is delivered 
   );
   refuse = false;
   await waitFor(() => (sink.messages.length > 0 ? true : undefined), { timeoutMs: 20_000 });
-  const kinds = (await q.events()).filter((e) => e.messageId === id).map((e) => e.kind);
+  // The sink has the message once it answers the final dot; the worker records the delivery
+  // after reading that answer, so wait for the event rather than read the log at once.
+  const kinds = await waitFor(async () => {
+    const of = (await q.events()).filter((e) => e.messageId === id).map((e) => e.kind);
+    return of.includes(EventKind.DELIVERED) ? of : undefined;
+  }, WAIT);
   assert.deepEqual(kinds, [EventKind.DEFERRED, EventKind.DELIVERED]);
+  assert.equal(sink.messages.length, 1);
 });
 
 test('partial failure: delivered, deferred and refused recipients of one transaction each settle their way', async (t) => {
@@ -494,7 +500,11 @@ test('queue operations: suspend holds a destination, resume and retry deliver it
     await q.operate('retry', { domain: 'ops.test' });
     return sink.messages.length > 0 ? true : undefined;
   }, WAIT);
-  const events = (await q.events()).filter((e) => e.messageId === id);
+  // The delivery is recorded after the sink's answer to the final dot: wait for it.
+  const events = await waitFor(async () => {
+    const of = (await q.events()).filter((e) => e.messageId === id);
+    return of.some((e) => e.kind === EventKind.DELIVERED) ? of : undefined;
+  }, WAIT);
   assert.equal(events.at(-1)?.kind, EventKind.DELIVERED);
   const held = events.slice(0, -1);
   assert.ok(held.length >= 1, 'the hold is on the timeline');
