@@ -45,7 +45,8 @@ test('a deferred entry waits on disk as a schedule and arrives on its ready subj
   const h = headers();
   h.set('traceparent', '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01');
   h.set('Nats-Msg-Id', 'must-not-be-copied');
-  const at = new Date(Date.now() + 2_000);
+  // Far enough ahead that the checks of the waiting state below finish first on a loaded machine.
+  const at = new Date(Date.now() + 5_000);
   await deferEntry(q.js, {
     messageId,
     destinationDomain: 'later.example',
@@ -62,7 +63,7 @@ test('a deferred entry waits on disk as a schedule and arrives on its ready subj
   assert.equal((await consumer.info()).num_pending, 0);
   assert.equal((await consumer.info()).num_ack_pending, 0);
 
-  const m = await consumer.next({ expires: 10_000 });
+  const m = await consumer.next({ expires: 15_000 });
   assert.ok(m, 'the entry arrived');
   // Not before its time (the server's schedule has second precision).
   assert.ok(Date.now() >= at.getTime() - 1_000, 'not early');

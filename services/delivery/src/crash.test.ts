@@ -23,6 +23,7 @@ import {
   shardOf,
 } from '@petrel/queue';
 import { startNats, startSmtpSink, tempDir, waitFor } from '@petrel/test-harness';
+import { LEASE_TTL_MS } from './leases.ts';
 
 const MAIN = fileURLToPath(new URL('./main.ts', import.meta.url));
 
@@ -47,6 +48,8 @@ test('a worker killed mid-delivery: the message is delivered by the next worker,
         PETREL_RUNTIME_CONFIG: runtimeConfig,
         PETREL_SMARTHOST: sink.address,
         PETREL_ACK_WAIT_MS: '3000',
+        // The second worker claims the shard once the killed one's lease expires: look often.
+        PETREL_LEASE_RENEW_MS: '500',
         PETREL_LOG_LEVEL: 'silent',
       },
       stdio: ['ignore', 'ignore', 'ignore', 'ipc'],
@@ -80,7 +83,7 @@ test('a worker killed mid-delivery: the message is delivered by the next worker,
     timeoutMs: 5_000,
   });
   // The whole message reached the next hop; its reply is pending.
-  await waitFor(() => (sink.connections > 0 && sink.messages.length === 0 ? true : undefined), {
+  await waitFor(() => (sink.held === 1 && sink.messages.length === 0 ? true : undefined), {
     timeoutMs: 20_000,
   });
   await waitFor(
@@ -96,8 +99,9 @@ test('a worker killed mid-delivery: the message is delivered by the next worker,
 
   sink.setBehaviour(() => ({ kind: 'accept' }));
   const second = start();
+  // Up to LEASE_TTL_MS until the dead worker's shard lease expires, then the redelivery.
   await waitFor(() => (sink.messagesTo('b@dest.example').length > 0 ? true : undefined), {
-    timeoutMs: 30_000,
+    timeoutMs: LEASE_TTL_MS + 30_000,
   });
   // Acked by the second worker: nothing left in the queue.
   await waitFor(

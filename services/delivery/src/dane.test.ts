@@ -95,13 +95,22 @@ async function smtpServer(
 async function resolverFor(
   t: TestContext,
   records: readonly ZoneRecord[],
-  options: { authenticated?: boolean; override?: (name: string) => ServedAnswer | undefined } = {},
+  options: {
+    authenticated?: boolean;
+    override?: (name: string) => ServedAnswer | undefined;
+    /** Short only where a test waits for the timeout: the server shares this loaded process. */
+    timeoutMs?: number;
+  } = {},
 ) {
   const zone = zoneHandler(records, { authenticated: options.authenticated ?? true });
   const dns = await startWireDnsServer((q) => options.override?.(q.name) ?? zone(q), {
     after: t.after.bind(t),
   });
-  const resolver = new TlsaResolver({ servers: [dns.address], timeoutMs: 300, tries: 1 });
+  const resolver = new TlsaResolver({
+    servers: [dns.address],
+    timeoutMs: options.timeoutMs ?? 3_000,
+    tries: 1,
+  });
   return { dns, deps: { tlsa: (name: string) => resolver.tlsa(name) } };
 }
 
@@ -241,6 +250,7 @@ test('insecure TLSA (no AD), from the in-process server and from dnsmasq: no DAN
 test('SERVFAIL (bogus) and timeouts: defer — the MX host must not be used', async (t) => {
   const name = `_25._tcp.${MX}`;
   const { deps } = await resolverFor(t, [], {
+    timeoutMs: 300,
     override: (n) =>
       n === name ? { rcode: Rcode.ServFail } : n === `_26._tcp.${MX}` ? { silent: true } : undefined,
   });

@@ -11,6 +11,7 @@ import {
 } from '@petrel/queue';
 import { heldEntries, startQueue } from '@petrel/queue/testing';
 import { createLogger } from '@petrel/telemetry';
+import { waitFor } from '@petrel/test-harness';
 import { SettleBatch } from './settle-batch.ts';
 
 const event = (id: string, kind: EventKind = EventKind.DELIVERED) =>
@@ -45,7 +46,14 @@ test('entries settled in one turn: their events in one batch message, every entr
   assert.equal(stream.state.messages, 0, 'every entry acked (work queue: gone)');
 
   // Six events at most four per message: two batch messages, in order, nothing else.
-  const events = await q.jsm.streams.info(STREAM_EVENTS);
+  // The settle does not wait for the events' publish to be confirmed: wait for them to be stored.
+  const events = await waitFor(
+    async () => {
+      const info = await q.jsm.streams.info(STREAM_EVENTS);
+      return info.state.messages >= 2 ? info : undefined;
+    },
+    { timeoutMs: 10_000 },
+  );
   assert.equal(events.state.messages, 2);
   const ids: string[] = [];
   for (let seq = events.state.first_seq; seq <= events.state.last_seq; seq++) {

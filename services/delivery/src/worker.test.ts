@@ -360,16 +360,17 @@ test('4xx then success: the deferred entry waits as a schedule and is delivered 
     { type: 'MX', name: 'later.test', exchange: 'mx.later.test', priority: 10 },
     { type: 'A', name: 'mx.later.test', address: '127.0.0.6' },
   ]);
-  let refuse = true;
+  // The first attempt is refused, the next accepted: decided by the attempt, not by when the
+  // test sees the deferral (a retry due 1-2 s later could come before a slow test flipped a flag).
+  let rcpts = 0;
   const sink = await sinkOn(t, '127.0.0.6', q.port, () =>
-    refuse ? { kind: 'tempfail' } : { kind: 'accept' },
+    rcpts++ === 0 ? { kind: 'tempfail' } : { kind: 'accept' },
   );
   const id = await q.publish('later.test', ['a@later.test']);
   await waitFor(
     async () => (await q.events()).find((e) => e.kind === EventKind.DEFERRED && e.messageId === id),
     WAIT,
   );
-  refuse = false;
   await waitFor(() => (sink.messages.length > 0 ? true : undefined), { timeoutMs: 20_000 });
   // The sink has the message once it answers the final dot; the worker records the delivery
   // after reading that answer, so wait for the event rather than read the log at once.
@@ -453,7 +454,11 @@ test('a message that needs SMTPUTF8, to a server without it: bounced with 5.6.7,
   assert.equal(bounce.failed[0]?.reply?.code, 553);
   assert.equal(bounce.failed[0]?.reply?.enhanced, '5.6.7');
   assert.equal(sink.messages.length, 0);
-  const events = (await q.events()).filter((e) => e.messageId === id);
+  // The bounce hook runs before the settle's events are published: wait for the event.
+  const events = await waitFor(async () => {
+    const of = (await q.events()).filter((e) => e.messageId === id);
+    return of.length > 0 ? of : undefined;
+  }, WAIT);
   assert.deepEqual(
     events.map((e) => e.kind),
     [EventKind.BOUNCED],

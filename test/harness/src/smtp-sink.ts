@@ -43,6 +43,8 @@ export interface SmtpSink {
   readonly address: string;
   readonly messages: readonly ReceivedMessage[];
   readonly connections: number;
+  /** Messages received in full whose reply a `slow` behaviour is holding back. */
+  readonly held: number;
   readonly rejectedRecipients: readonly { recipient: string; code: number }[];
   setBehaviour(fn: (recipient: string) => SinkBehaviour): void;
   messagesTo(recipient: string): ReceivedMessage[];
@@ -138,6 +140,7 @@ interface SinkState {
   readonly messages: ReceivedMessage[];
   readonly rejectedRecipients: { recipient: string; code: number }[];
   queued: number;
+  held: number;
   readonly onMessage: ((message: ReceivedMessage) => void) | undefined;
 }
 
@@ -190,6 +193,7 @@ class Session {
     if (this.#timer !== undefined) {
       clearTimeout(this.#timer);
       this.#timer = undefined;
+      this.#state.held--;
     }
   }
 
@@ -437,6 +441,7 @@ class Session {
   #endOfData(): void {
     const behaviour = this.#dataBehaviour;
     if (behaviour?.kind === 'slow') {
+      this.#state.held++;
       this.#acceptLater(performance.now() + behaviour.delayMs);
     } else if (behaviour?.kind === 'dataTempfail') {
       this.#reply(failureLine(behaviour.code, behaviour.text, 451, '4.3.0', 'temporary failure').line);
@@ -465,6 +470,7 @@ class Session {
           return;
         }
         this.#busy = false;
+        this.#state.held--;
         this.#accept();
         this.#pump();
       },
@@ -500,6 +506,7 @@ export async function startSmtpSink(options: SinkOptions = {}): Promise<SmtpSink
     messages: [],
     rejectedRecipients: [],
     queued: 0,
+    held: 0,
     onMessage: options.onMessage,
   };
   const sessions = new Set<Session>();
@@ -529,6 +536,9 @@ export async function startSmtpSink(options: SinkOptions = {}): Promise<SmtpSink
     },
     get connections() {
       return connections;
+    },
+    get held() {
+      return state.held;
     },
     get rejectedRecipients() {
       return state.rejectedRecipients;

@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { SmtpSink } from '../src/smtp-sink.ts';
 import { behaviourByLocalPart, startSmtpSink } from '../src/smtp-sink.ts';
+import { waitFor } from '../src/wait.ts';
 
 const DEADLINE_MS = 5000;
 
@@ -391,6 +392,7 @@ test('slow delays the final reply by at least delayMs, pipelined QUIT answered a
   assert.equal(bye?.code, 221);
   assert.ok(elapsed >= 300, `elapsed ${elapsed}ms`);
   assert.equal(sink.messages.length, 1);
+  assert.equal(sink.held, 0);
 });
 
 test('setBehaviour swaps the script at run time', async (t) => {
@@ -428,9 +430,11 @@ test('close() with a slow reply pending resolves promptly and records nothing', 
   const c = await client(t, sink);
   await startData(c, ['slow600000-a@remote.test']);
   await c.write('x\r\n.\r\n');
+  await waitFor(() => (sink.held === 1 ? true : undefined), { timeoutMs: DEADLINE_MS });
   await withDeadline(sink.close(), DEADLINE_MS, 'sink.close()');
   await c.waitClosed();
   assert.equal(sink.messages.length, 0);
+  assert.equal(sink.held, 0, 'a closed session holds nothing');
 });
 
 test('behaviourByLocalPart maps prefixes', () => {
