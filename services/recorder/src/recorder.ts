@@ -254,6 +254,8 @@ export class Recorder {
           }
           if (!failing) {
             failing = true;
+            // Reported while the retries go on, not only once they are over.
+            this.stats.failing = true;
             if (this.#failing++ === 0)
               log.warn({ err: error }, 'writing events to Postgres failed; retrying');
           }
