@@ -58,7 +58,6 @@ test('a component that cannot start makes petrel dev stop everything and exit 1,
   const failed = await startPetrelDev(t.after.bind(t), {
     configDir: await exampleConfigDir(),
     smtpPort: port,
-    startTimeoutMs: 60_000,
   }).then(
     () => assert.fail('petrel dev started on a taken port'),
     (error: unknown) => (error instanceof Error ? error.message : String(error)),

@@ -172,7 +172,7 @@ test('greylisting (per MailDomain, state in NATS KV): 451 4.7.1 first, accepted 
   const ingress = await startIngress(
     t,
     {},
-    DOMAIN('    greylisting: {enabled: true, delaySeconds: 1, expireHours: 1}\n'),
+    DOMAIN('    greylisting: {enabled: true, delaySeconds: 5, expireHours: 1}\n'),
   );
   const attempt = async (): Promise<string> => {
     const c = await Client.open(ingress.port);
@@ -183,10 +183,14 @@ test('greylisting (per MailDomain, state in NATS KV): 451 4.7.1 first, accepted 
     c.socket.end('QUIT\r\n');
     return r;
   };
+  const first = performance.now();
   assert.match(await attempt(), /^451 4\.7\.1 /);
-  assert.match(await attempt(), /^451 4\.7\.1 /);
+  const second = await attempt();
+  // Within the delay, still greylisted (a stalled machine may take longer than that to ask again).
+  if (performance.now() - first < 4_000) assert.match(second, /^451 4\.7\.1 /);
   const passed = await waitFor(async () => ((await attempt()).startsWith('250 ') ? true : undefined), {
-    timeoutMs: 15_000,
+    timeoutMs: 30_000,
+    intervalMs: 250,
     message: 'the retry after the greylisting delay accepted',
   });
   assert.equal(passed, true);

@@ -58,7 +58,11 @@ interface OperatorProcess {
   readonly exited: Promise<number | null>;
 }
 
-function startOperator(identity: string, extra: string[] = []): OperatorProcess {
+/**
+ * The lease is short so that failover is quick, but its renew deadline (2/3 of it) must outlast
+ * a lease update on this loaded machine: a leader that misses it exits, and nothing restarts it here.
+ */
+function startOperator(identity: string, extra: string[] = [], leaseDuration = '8s'): OperatorProcess {
   const child = spawn(
     process.execPath,
     [
@@ -85,7 +89,7 @@ function startOperator(identity: string, extra: string[] = []): OperatorProcess 
       '--identity',
       identity,
       '--lease-duration',
-      '4s',
+      leaseDuration,
       ...extra,
     ],
     { env: { ...process.env, PETREL_LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] },
@@ -136,6 +140,7 @@ interface MailDomainJson {
     dkimKeys?: { selector: string; state: string; secretName: string }[];
     certificate?: { source: string; secretName: string; notAfter?: string; dnsNames: string[] };
     configGeneration?: number;
+    dnsCheckedAt?: string;
   };
 }
 
@@ -392,8 +397,15 @@ test('an update reaches the runtime config; keys and status survive an operator 
   // Killed, not stopped: the next operator must find everything as it was.
   leader.child.kill('SIGKILL');
   await leader.exited;
+  const restarted = Date.now();
   leader = startOperator('operator-a');
   await waitFor(() => leader.output.some((l) => l.includes('controllers started')) || undefined, WAIT);
+  // Ready was True before the kill: wait for a reconcile by the new process (its DNS check, due
+  // every second, stamps the status) so that the checks below see what it did.
+  await waitFor(async () => {
+    const checked = (await getJson<MailDomainJson>('maildomain', 'example-org'))?.status?.dnsCheckedAt;
+    return checked !== undefined && Date.parse(checked) > restarted ? true : undefined;
+  }, WAIT);
   await waitCondition('maildomain', 'example-org', 'Ready', 'True');
   const after = await getJson<{ metadata: { resourceVersion: string }; data: Record<string, string> }>(
     'secret',
@@ -609,11 +621,11 @@ test('leader failover: a second operator takes over when the leader dies, and re
   const standby = startOperator('operator-b');
   await waitFor(() => standby.output.some((l) => l.includes('waiting for leadership')) || undefined, WAIT);
   assert.ok(!standby.output.some((l) => l.includes('controllers started')), 'the standby does not lead');
-  const started = Date.now();
+  const started = performance.now();
   leader.child.kill('SIGKILL');
   await leader.exited;
   await waitFor(() => standby.output.some((l) => l.includes('controllers started')) || undefined, WAIT);
-  const tookOver = Date.now() - started;
+  const tookOver = performance.now() - started;
   assert.ok(tookOver < 20_000, `took over after ${tookOver} ms`);
   const lease = await getJson<{ spec: { holderIdentity: string; renewTime: string } }>(
     'lease',
@@ -669,7 +681,8 @@ test('500 MailDomains are reconciled to Ready in under a minute', async () => {
   // Production settings for scale: DNS is checked every 5 minutes, not every second as above.
   leader.child.kill('SIGTERM');
   await leader.exited;
-  leader = startOperator('operator-d', ['--dns-check-interval', '5m', '--workers', '8']);
+  // The longest lease here: this is the busiest minute of the run for the API server.
+  leader = startOperator('operator-d', ['--dns-check-interval', '5m', '--workers', '8'], '15s');
   const count = 500;
   const names = Array.from({ length: count }, (_, i) => `bulk-${i}`);
   // Polled through client-node, not kubectl: a kubectl process parsing 500 objects every poll
@@ -680,7 +693,7 @@ test('500 MailDomains are reconciled to Ready in under a minute', async () => {
   const api = kc.makeApiClient(CustomObjectsApi);
   const core = kc.makeApiClient(CoreV1Api);
   // Created as a client would in a burst: 16 requests at a time (kubectl apply sends them one by one).
-  const started = Date.now();
+  const started = performance.now();
   let next = 0;
   await Promise.all(
     Array.from({ length: 16 }, async () => {
@@ -718,7 +731,7 @@ test('500 MailDomains are reconciled to Ready in under a minute', async () => {
       }
     }),
   );
-  const createdIn = Date.now() - started;
+  const createdIn = Math.round(performance.now() - started);
   const readyAll = await waitFor(
     async () => {
       const list = (await api.listNamespacedCustomObject({
@@ -732,7 +745,7 @@ test('500 MailDomains are reconciled to Ready in under a minute', async () => {
         const c = condition(o, 'Ready');
         return c?.status === 'True' && c.observedGeneration === o.metadata.generation;
       });
-      return ready.length === count ? Date.now() - started : undefined;
+      return ready.length === count ? Math.round(performance.now() - started) : undefined;
     },
     { timeoutMs: 120_000, intervalMs: 2000, message: `${count} MailDomains Ready` },
   );

@@ -88,8 +88,9 @@ test('an ingress on the Object Store source waits for the first config, then fol
   const logs = logLines(child);
 
   // Nothing published yet: alive, not ready, saying once what it waits for.
+  // The whole start of a new Node process (type stripping, OpenTelemetry, NATS) comes first.
   await waitFor(() => logs.includes("waiting for the operator's runtime config") || undefined, {
-    ...WAIT,
+    timeoutMs: 60_000,
     message: 'the ingress says it waits',
   });
   assert.equal(await status(healthPort, '/healthz'), 200);

@@ -96,12 +96,16 @@ test('the ingress and delivery spans of a message reach the OTLP collector as on
   const jsm = await jetstreamManager(nc);
   const delivered = await waitFor(
     async () => {
-      const m = await jsm.streams
-        .getMessage(STREAM_EVENTS, { last_by_subj: EventSubject.batch })
-        .catch(() => null);
-      return m === null
-        ? undefined
-        : decodeEvents(m.subject, m.data).find((e) => e.kind === EventKind.DELIVERED);
+      // Every batch, not only the last: the ingress's ACCEPTED batch may be published after the
+      // delivery's when the ingress process is the slower of the two.
+      const { state } = await jsm.streams.info(STREAM_EVENTS);
+      for (let seq = state.first_seq; seq <= state.last_seq; seq++) {
+        const m = await jsm.streams.getMessage(STREAM_EVENTS, { seq }).catch(() => null);
+        if (m?.subject !== EventSubject.batch) continue;
+        const e = decodeEvents(m.subject, m.data).find((x) => x.kind === EventKind.DELIVERED);
+        if (e) return e;
+      }
+      return undefined;
     },
     { timeoutMs: 10_000, intervalMs: 100 },
   );

@@ -3,7 +3,7 @@ import { createSocket } from 'node:dgram';
 import type { AddressInfo } from 'node:net';
 import { before, describe, it } from 'node:test';
 import { DnsResolver } from '@petrel/dns';
-import { type DnsRecord, startDnsServer } from '@petrel/test-harness';
+import { type DnsRecord, startDnsServer, waitFor } from '@petrel/test-harness';
 import { DkimAlgorithm, generateDkimKey } from '../dkim/keys.ts';
 import { type DesiredRecord, desiredRecords, mtaStsId, mtaStsPolicy } from './records.ts';
 import { type Verification, VerifyCode, verifyRecords } from './verify.ts';
@@ -38,12 +38,15 @@ before(async () => {
   });
 });
 
-/** A resolver that caches nothing, so that every check sees the server's current records. */
-function resolverFor(address: string, timeoutMs = 1000): DnsResolver {
+/**
+ * A resolver that caches nothing, so that every check sees the server's current records. Roomy
+ * timeout and a second try by default: a UDP answer delayed by a loaded host is not a failure.
+ */
+function resolverFor(address: string, { timeoutMs = 5_000, tries = 2 } = {}): DnsResolver {
   return new DnsResolver({
     servers: [address],
     timeoutMs,
-    tries: 1,
+    tries,
     defaultTtlSeconds: 0,
     negativeTtlSeconds: 0,
   });
@@ -117,8 +120,16 @@ describe('verifyRecords against a DNS server', () => {
       'site-verification=abc123',
       'v=spf1 mx -all',
     ]);
-    // One question per name and type, whatever the number of records at it.
-    const queries = await dns.queries();
+    // One question per name and type, whatever the number of records at it. dnsmasq's log lags
+    // its answers: count once a sentinel question asked after them shows in the log.
+    await resolver.txt('sentinel.example.test').catch(() => undefined); // NXDOMAIN; only its log line matters
+    const queries = await waitFor(
+      async () => {
+        const all = await dns.queries();
+        return all.some((q) => q.name === 'sentinel.example.test') ? all : undefined;
+      },
+      { timeoutMs: 5_000, message: 'the sentinel query in the dnsmasq log' },
+    );
     assert.equal(queries.filter((q) => q.type === 'TXT' && q.name === DOMAIN).length, 1);
     assert.equal(queries.filter((q) => q.type === 'MX' && q.name === DOMAIN).length, 1);
 
@@ -185,7 +196,11 @@ describe('verifyRecords against a DNS server', () => {
     const silent = createSocket('udp4');
     await new Promise<void>((resolve) => silent.bind(0, '127.0.0.1', resolve));
     t.after(() => new Promise<void>((resolve) => silent.close(() => resolve())));
-    const resolver = resolverFor(`127.0.0.1:${(silent.address() as AddressInfo).port}`, 200);
+    // Short on purpose: this server never answers, so every lookup waits the whole timeout.
+    const resolver = resolverFor(`127.0.0.1:${(silent.address() as AddressInfo).port}`, {
+      timeoutMs: 200,
+      tries: 1,
+    });
     t.after(() => resolver.close());
     const result = await verifyRecords(desired.slice(0, 2), { resolver });
     assert.deepEqual(

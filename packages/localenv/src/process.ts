@@ -26,7 +26,8 @@ function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
   // 'exit' handlers must be synchronous: SIGKILL is the only thing that still works there.
-  process.on('exit', () => {
+  // First of the exit handlers, so servers are gone before anything removes their directories.
+  process.prependListener('exit', () => {
     for (const child of live) {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     }

@@ -315,11 +315,14 @@ describe('SCRAM-SHA-256 (RFC 5802, RFC 7677)', () => {
     };
     const known: number[] = [];
     const unknown: number[] = [];
-    for (let i = 0; i < 3; i++) {
+    for (let i = 0; i < 5; i++) {
       known.push(await time('app@example.org'));
       unknown.push(await time('ghost@example.org'));
     }
-    assert.ok(Math.min(...unknown) > Math.min(...known) * 0.5, `known ${known}, unknown ${unknown}`);
+    // Medians of 5 with a wide factor: a stall or two on a busy host moves neither much, while the
+    // missing derivation (microseconds against tens of ms) still fails by orders of magnitude.
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
+    assert.ok(median(unknown) > median(known) * 0.25, `known ${known}, unknown ${unknown}`);
   });
 
   test('a wrong nonce, a wrong channel-binding attribute or a bad proof encoding are malformed', async () => {

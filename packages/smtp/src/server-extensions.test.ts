@@ -329,7 +329,9 @@ test('a client dripping a command line byte by byte is cut off at the command de
   t.after(() => clearInterval(drip));
   expectReply(await wire.reply(), 421, '4.4.2');
   clearInterval(drip);
-  assert.ok(performance.now() - started < 3_000, 'cut off although bytes kept arriving');
+  // A deadline pushed back by each byte would never cut off (wire.reply() gives up at 5 s); the
+  // bound only needs to stay under that, with room for a stalled CI host.
+  assert.ok(performance.now() - started < 4_500, 'cut off although bytes kept arriving');
 });
 
 test('too many commands in one session end it with 421', async (t) => {

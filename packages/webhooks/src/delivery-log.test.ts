@@ -130,7 +130,8 @@ test('Postgres down: webhooks are still delivered; their log rows land once it i
     ...env,
     domains: () => domains,
     log: testLog(),
-    options: { retryDelaysMs: [100], jitter: 0, requestTimeoutMs: 2_000, deliveryLog: { retryMs: 50 } },
+    // requestTimeoutMs 10 s: a stall during a POST must not time it out and retry it (exact row counts).
+    options: { retryDelaysMs: [100], jitter: 0, requestTimeoutMs: 10_000, deliveryLog: { retryMs: 50 } },
   });
   let restarted: Awaited<ReturnType<typeof restartPostgres>> | undefined;
   try {
@@ -180,7 +181,11 @@ test('Postgres down: webhooks are still delivered; their log rows land once it i
       [...s.expected.keys()].sort(),
     );
     assert.ok(rows.every((r) => r.status_code === 200 && r.delivered_at !== null));
-    assert.equal(webhooks.stats().deliveryLog.buffered, 0);
+    // The rows are visible (another connection) before the write's result reaches the gauge.
+    await waitFor(() => webhooks.stats().deliveryLog.buffered === 0, {
+      timeoutMs: 10_000,
+      message: 'the buffered gauge back to 0',
+    });
     assert.equal(webhooks.stats().deliveryLog.dropped, 0);
   } finally {
     await webhooks.stop();

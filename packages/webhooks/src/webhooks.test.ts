@@ -26,7 +26,8 @@ const FAST: WebhookOptions = {
   retryDelaysMs: [100, 200, 300],
   jitter: 0,
   maxAgeMs: 120_000,
-  requestTimeoutMs: 2_000,
+  // Not shorter: a stall of a second or two during a POST would time it out and retry it, breaking exact counts.
+  requestTimeoutMs: 10_000,
 };
 const WAIT = { timeoutMs: 30_000, intervalMs: 50 };
 
@@ -238,7 +239,8 @@ test('a job is given up after the maximum age; a removed subscription drops its 
     ...env,
     domains: () => domains,
     log,
-    options: { ...FAST, retryDelaysMs: [100], maxAgeMs: 3_000 },
+    // 10 s, not less: b's jobs must still be retrying when its subscription is removed below.
+    options: { ...FAST, retryDelaysMs: [100], maxAgeMs: 10_000 },
   });
   try {
     const s = scenario('gone');

@@ -227,7 +227,8 @@ test('a broken replacement keeps the previous certificate, and so does a directo
   await writePair(dir, 'a', certs.a);
   await writePair(dir, 'b', certs.wild);
   const log = recordingLog();
-  const store = await open(t, { dir, log, watch: true, reloadDelayMs: 20 });
+  // A longer debounce so the two rm() calls below usually make one reload (a loaded CI host can still split them).
+  const store = await open(t, { dir, log, watch: true, reloadDelayMs: 500 });
   const port = await listen(t, store, 'TLSSocket');
 
   await writeFile(join(dir, 'a', '.tls.crt.new'), 'not a certificate\n');
@@ -255,7 +256,11 @@ test('a broken replacement keeps the previous certificate, and so does a directo
     { timeoutMs: 10_000, message: 'the empty directory to be reported' },
   );
   assert.equal((await handshake(port, { servername: 'b.test' })).fingerprint, fingerprint(certs.wild.cert));
-  assert.deepEqual(store.names, ['*.b.test', 'a.test', 'b.test']);
+  // A reload may run between the two removals (b alone); the last set loaded is kept either way.
+  assert.ok(
+    ['*.b.test,a.test,b.test', '*.b.test,b.test'].includes(store.names.join(',')),
+    store.names.join(','),
+  );
 });
 
 test('reload() applies changes when the directory is not watched', async (t) => {

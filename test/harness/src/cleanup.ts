@@ -24,7 +24,13 @@ function install(): void {
       }
     }
     if (process.env['PETREL_KEEP_TEST_DIRS']) return;
-    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+    for (const dir of dirs) {
+      try {
+        rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
+      } catch {
+        // A server still writing its files; the other directories are still removed.
+      }
+    }
   });
   // Without handlers these signals end the process without running 'exit' hooks.
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {

@@ -560,7 +560,12 @@ export async function startPostfix(after: After, options: PostfixOptions): Promi
         async () => {
           let total = 0;
           for (const sub of QUEUE_DIRS) total += await countFiles(join(dir, 'queue', sub));
-          return total === 0;
+          if (total !== 0) return false;
+          // The directories are read one by one, so a file qmgr moves from deferred to active
+          // between two reads goes unseen; and postlogd writes the log after the fact. qmgr's
+          // "removed" line for every submitted message comes after its delivery's status lines.
+          const log = await logs();
+          return queueIds.every((id) => log.includes(`${id}: removed`));
         },
         { timeoutMs, intervalMs: 50, message: `the Postfix queue in ${dir} to be empty` },
       );

@@ -139,7 +139,11 @@ export async function startPetrelDev(after: After, options: PetrelDevOptions): P
       return code;
     },
     async killGroup() {
-      if (groupAlive(pgid)) process.kill(-pgid, 'SIGKILL');
+      try {
+        process.kill(-pgid, 'SIGKILL');
+      } catch {
+        // The group is already gone (ESRCH).
+      }
       await exited;
       await waitFor(() => !groupAlive(pgid), {
         timeoutMs: 30_000,

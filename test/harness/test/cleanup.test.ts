@@ -31,7 +31,8 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
         if (child.exitCode !== null) throw new Error(`fixture exited early: ${out}`);
         return out.includes('\n') ? (JSON.parse(out) as { pids: number[]; dirs: string[] }) : undefined;
       },
-      { timeoutMs: 60_000, message: 'the fixture to start NATS and Postgres' },
+      // initdb alone may take up to 120 s on a loaded machine (localenv's own limit).
+      { timeoutMs: 180_000, message: 'the fixture to start NATS and Postgres' },
     );
     assert.equal(report.pids.length, 2);
     for (const pid of report.pids) assert.ok(alive(pid), `server ${pid} runs before the interruption`);

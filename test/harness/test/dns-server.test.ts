@@ -82,7 +82,14 @@ describe('startDnsServer (dnsmasq)', () => {
     assert.equal(await codeOf(r.resolveTxt('gmail.com')), 'ENOTFOUND', 'nothing is forwarded upstream');
     assert.equal(await codeOf(r.resolve4('example.test')), 'ENODATA', 'a name with other types only');
 
-    const log = await dns.queries();
+    // dnsmasq's log reaches its file through a pipe, after the answer.
+    const log = await waitFor(
+      async () => {
+        const all = await dns.queries();
+        return all.some((q) => q.name === 'gmail.com') ? all : undefined;
+      },
+      { timeoutMs: 10_000, message: 'the gmail.com query in the log' },
+    );
     assert.ok(log.some((q) => q.type === 'TXT' && q.name === 'gmail.com'));
   });
 

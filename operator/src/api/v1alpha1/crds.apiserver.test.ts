@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { DeliveryPolicySchema, MailDomainSchema } from '@petrel/config';
-import { type KubeControlPlane, startKubeControlPlane } from '@petrel/test-harness';
+import { type KubeControlPlane, startKubeControlPlane, waitFor } from '@petrel/test-harness';
 import { crdsYaml } from './crds.ts';
 
 const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
@@ -21,6 +21,15 @@ before(async () => {
     'crd/deliverypolicies.petrel.dev',
   ]);
   assert.equal(established.code, 0, established.stderr);
+  // Discovery may lag Established: an apply meanwhile fails with "no matches for kind".
+  await waitFor(
+    async () => {
+      const listed = await plane.kubectl(['api-resources', '--api-group=petrel.dev', '-o', 'name']);
+      const names = listed.stdout.split('\n');
+      return names.includes('maildomains.petrel.dev') && names.includes('deliverypolicies.petrel.dev');
+    },
+    { timeoutMs: 60_000, intervalMs: 200, message: 'the petrel.dev kinds in discovery' },
+  );
 });
 after(() => plane?.stop());
 
