@@ -77,8 +77,13 @@ test('a component that dies later makes petrel dev stop everything and exit 1, s
     .trim()
     .split('\n')
     .map(Number);
-  assert.equal(pids.length, 1, `one delivery process in the group: ${pids.join(',')}`);
-  process.kill(pids[0] ?? 0, 'SIGKILL');
+  const [pid] = pids;
+  assert.ok(
+    pids.length === 1 && pid !== undefined && pid > 0,
+    `one delivery process in the group: ${pids.join(',')}`,
+  );
+  // Never 0: kill(0) would signal this test's own process group.
+  process.kill(pid, 'SIGKILL');
   // Not dev.stop(): petrel dev must exit by itself.
   const code = await Promise.race([
     dev.exited,
