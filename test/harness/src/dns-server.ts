@@ -1,5 +1,6 @@
 // A real DNS server for tests: Debian's dnsmasq, unprivileged on a free loopback port, serving only
 // the records a test gives it. Every other name is NXDOMAIN (`local=/#/`): nothing is forwarded.
+import { Resolver } from 'node:dns/promises';
 import { constants } from 'node:fs';
 import { access, readFile, writeFile } from 'node:fs/promises';
 import { isIPv4, isIPv6 } from 'node:net';
@@ -7,6 +8,7 @@ import { delimiter, join } from 'node:path';
 import { freePort, LocalEnvError, LocalEnvErrorCode, ManagedProcess } from '@petrel/localenv';
 import { tempDir } from './cleanup.ts';
 import type { After } from './servers.ts';
+import { waitFor } from './wait.ts';
 
 /**
  * Records as a test writes them. Limits that come from dnsmasq:
@@ -50,7 +52,10 @@ export interface DnsServer {
   readonly dir: string;
   /** Replaces every record; dnsmasq is restarted on the same port. */
   setRecords(records: readonly DnsRecord[]): Promise<void>;
-  /** Every query received since start, in order (survives restarts). */
+  /**
+   * Every query received since start, in order (survives restarts), up to this call: each one
+   * answered before it is included, although dnsmasq logs a query after answering it.
+   */
   queries(): Promise<DnsQuery[]>;
   /** Stops dnsmasq; the port then refuses queries (ICMP port unreachable). */
   stop(): Promise<void>;
@@ -155,6 +160,8 @@ function configText(port: number, ttlSeconds: number, records: readonly DnsRecor
 }
 
 const QUERY_LINE = /query\[(\w+)\] (\S+) from /;
+/** Names queries() asks to find the end of the log; left out of what it returns. */
+const MARK = /^petrel-log-mark-\d+\.invalid$/;
 
 /** Starts dnsmasq with the given records and waits until it answers on its port. */
 export async function startDnsServer(options: DnsServerOptions = {}): Promise<DnsServer> {
@@ -166,6 +173,8 @@ export async function startDnsServer(options: DnsServerOptions = {}): Promise<Dn
   let records = [...(options.records ?? [])];
   let port = 0;
   let proc: ManagedProcess | undefined;
+  let running = false;
+  let marks = 0;
 
   const launch = async (): Promise<void> => {
     await writeFile(configFile, configText(port, ttlSeconds, records));
@@ -187,10 +196,21 @@ export async function startDnsServer(options: DnsServerOptions = {}): Promise<Dn
       readyTimeoutMs: 10_000,
     });
     await proc.start();
+    running = true;
   };
 
   const stop = async (): Promise<void> => {
+    running = false;
     await proc?.stop('SIGTERM', 5_000);
+  };
+
+  const logged = async (): Promise<DnsQuery[]> => {
+    const out: DnsQuery[] = [];
+    for (const line of (await readFile(logFile, 'utf8')).split('\n')) {
+      const m = QUERY_LINE.exec(line);
+      if (m) out.push({ type: m[1] ?? '', name: m[2] ?? '' });
+    }
+    return out;
   };
   // Registered first, so that a server that failed half-way is stopped too.
   options.after?.(stop);
@@ -219,13 +239,23 @@ export async function startDnsServer(options: DnsServerOptions = {}): Promise<Dn
       await launch();
     },
     async queries() {
-      const text = await readFile(logFile, 'utf8');
-      const out: DnsQuery[] = [];
-      for (const line of text.split('\n')) {
-        const m = QUERY_LINE.exec(line);
-        if (m) out.push({ type: m[1] ?? '', name: m[2] ?? '' });
-      }
-      return out;
+      const unmarked = (all: DnsQuery[]) => all.filter((q) => !MARK.test(q.name));
+      // A stopped server has logged all it will.
+      if (!running) return unmarked(await logged());
+      // dnsmasq logs in order, through a pipe, after answering: once a name asked now shows in
+      // the log, every query answered before it does too.
+      const mark = `petrel-log-mark-${++marks}.invalid`;
+      const resolver = new Resolver({ timeout: 2_000, tries: 3 });
+      resolver.setServers([`127.0.0.1:${port}`]);
+      await resolver.resolveTxt(mark).catch(() => undefined); // NXDOMAIN: only its log line matters
+      return await waitFor(
+        async () => {
+          const all = await logged();
+          const end = all.findIndex((q) => q.name === mark);
+          return end < 0 ? undefined : unmarked(all.slice(0, end));
+        },
+        { timeoutMs: 10_000, message: `${mark} in the dnsmasq log` },
+      );
     },
     stop,
     async restart() {
