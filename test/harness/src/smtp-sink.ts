@@ -140,7 +140,6 @@ interface SinkState {
   readonly messages: ReceivedMessage[];
   readonly rejectedRecipients: { recipient: string; code: number }[];
   queued: number;
-  held: number;
   readonly onMessage: ((message: ReceivedMessage) => void) | undefined;
 }
 
@@ -186,6 +185,11 @@ class Session {
     this.#socket.destroy();
   }
 
+  /** A received message's reply is held back (the timer runs only for a `slow` reply). */
+  get holding(): boolean {
+    return this.#timer !== undefined;
+  }
+
   #stop(): void {
     this.#mode = 'closed';
     this.#inbox = [];
@@ -193,7 +197,6 @@ class Session {
     if (this.#timer !== undefined) {
       clearTimeout(this.#timer);
       this.#timer = undefined;
-      this.#state.held--;
     }
   }
 
@@ -441,7 +444,6 @@ class Session {
   #endOfData(): void {
     const behaviour = this.#dataBehaviour;
     if (behaviour?.kind === 'slow') {
-      this.#state.held++;
       this.#acceptLater(performance.now() + behaviour.delayMs);
     } else if (behaviour?.kind === 'dataTempfail') {
       this.#reply(failureLine(behaviour.code, behaviour.text, 451, '4.3.0', 'temporary failure').line);
@@ -470,7 +472,6 @@ class Session {
           return;
         }
         this.#busy = false;
-        this.#state.held--;
         this.#accept();
         this.#pump();
       },
@@ -506,7 +507,6 @@ export async function startSmtpSink(options: SinkOptions = {}): Promise<SmtpSink
     messages: [],
     rejectedRecipients: [],
     queued: 0,
-    held: 0,
     onMessage: options.onMessage,
   };
   const sessions = new Set<Session>();
@@ -538,7 +538,7 @@ export async function startSmtpSink(options: SinkOptions = {}): Promise<SmtpSink
       return connections;
     },
     get held() {
-      return state.held;
+      return [...sessions].filter((s) => s.holding).length;
     },
     get rejectedRecipients() {
       return state.rejectedRecipients;
