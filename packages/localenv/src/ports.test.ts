@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { freePort } from './ports.ts';
+import { freePort, rangeOutside } from './ports.ts';
 
 async function reservationsDir(t: { after(fn: () => Promise<void>): void }): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'petrel-ports-test-'));
@@ -78,4 +78,13 @@ test('a port something else listens on is skipped', async (t) => {
   await assert.rejects(freePort('127.0.0.1', { reservations, range: [taken, taken] }), /no free port/);
   const port = await freePort('127.0.0.1', { reservations, range: [taken, taken + 50] });
   assert.ok(port > taken && port <= taken + 50, String(port));
+});
+
+test('the range kept clear of the ephemeral ports: below it, else above it, else every port', () => {
+  assert.deepEqual(rangeOutside([32768, 60999]), [22768, 32767]);
+  assert.deepEqual(rangeOutside([5000, 60999]), [1024, 4999]);
+  // Tuned to start low: above it instead (no longer "no free port in 1024-1023").
+  assert.deepEqual(rangeOutside([1024, 50000]), [50001, 60000]);
+  assert.deepEqual(rangeOutside([1500, 64900]), [1024, 65535]);
+  assert.deepEqual(rangeOutside([1024, 65535]), [1024, 65535]);
 });

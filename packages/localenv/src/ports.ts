@@ -20,7 +20,7 @@ const MAX_RESERVATION_MS = 6 * 60 * 60 * 1000;
 export interface FreePortOptions {
   /** Where the reservations are kept (tests); by default one directory per user in the temp dir. */
   readonly reservations?: string;
-  /** The ports to pick from, inclusive (tests); by default the 10000 below the ephemeral range. */
+  /** The ports to pick from, inclusive (tests); by default up to 10000 outside the ephemeral range. */
   readonly range?: readonly [number, number];
 }
 
@@ -43,19 +43,30 @@ export async function freePort(host = '127.0.0.1', options: FreePortOptions = {}
   throw new Error(`no free port in ${low}-${high} on ${host}`);
 }
 
-/** Below the ephemeral range when there is room there; else the kernel's own choice. */
+/** Fewer free ports than this outside the ephemeral range, and it is not worth keeping out of. */
+const MIN_ROOM = 1_000;
+
+/** The ports to pick from, given the kernel's ephemeral range. */
+export function rangeOutside([ephemeralLow, ephemeralHigh]: readonly [number, number]): [number, number] {
+  if (ephemeralLow - 1024 >= MIN_ROOM) return [Math.max(1024, ephemeralLow - RANGE_SIZE), ephemeralLow - 1];
+  if (65535 - ephemeralHigh >= MIN_ROOM)
+    return [ephemeralHigh + 1, Math.min(65535, ephemeralHigh + RANGE_SIZE)];
+  // A range tuned to cover (nearly) every port: the reservations still keep freePort callers apart.
+  return [1024, 65535];
+}
+
 function pickRange(): [number, number] {
-  let ephemeralLow = 32768;
+  let ephemeral: [number, number] = [32768, 60999]; // Linux's default
   try {
-    const [first] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/);
-    const n = Number(first);
-    if (Number.isInteger(n)) ephemeralLow = n;
+    const [low, high] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8')
+      .trim()
+      .split(/\s+/)
+      .map(Number);
+    if (Number.isInteger(low) && Number.isInteger(high)) ephemeral = [low as number, high as number];
   } catch {
     // Not Linux: the common default.
   }
-  const high = ephemeralLow - 1;
-  const low = Math.max(1024, high - RANGE_SIZE + 1);
-  return [low, high];
+  return rangeOutside(ephemeral);
 }
 
 /** Creates `<dir>/<port>` holding our pid, or takes it over from a process that is gone. */
