@@ -45,8 +45,15 @@ export async function buildWithGo(options: GoBuildOptions): Promise<void> {
   const staging = await mkdtemp(join(parent, '.build-'));
   try {
     await options.build(staging);
-    await rm(options.dir, { recursive: true, force: true });
-    await rename(staging, options.dir);
+    try {
+      await rename(staging, options.dir);
+    } catch {
+      // Something is there already: a build that won the race (kept: callers may be using it),
+      // or a partial one left by a crash (replaced).
+      if (await options.complete()) return;
+      await rm(options.dir, { recursive: true, force: true });
+      await rename(staging, options.dir);
+    }
   } catch (error) {
     if (await options.complete()) return;
     throw options.error('failed', error);
