@@ -41,7 +41,7 @@ export interface DeliveryLogOptions {
 
 export interface DeliveryLogStats {
   /** Rows not yet written: waiting, or in the write under way. */
-  buffered: number;
+  readonly buffered: number;
   written: number;
   /** Rows dropped because the buffer was full. */
   dropped: number;
@@ -73,7 +73,7 @@ export class DeliveryLog {
   readonly #rows: DeliveryLogRow[] = [];
   /** Days whose partitions this process made sure of. */
   readonly #days = new Set<string>();
-  readonly stats: DeliveryLogStats = { buffered: 0, written: 0, dropped: 0, failing: false };
+  readonly stats: DeliveryLogStats;
   #writing: Promise<void> | undefined;
   /** Rows of the write under way: out of #rows, still counted as buffered until written. */
   #inFlight = 0;
@@ -90,6 +90,16 @@ export class DeliveryLog {
     this.#batchRows = options.batchRows ?? 1_000;
     this.#retryMs = options.retryMs ?? 250;
     this.#pause = this.#retryMs;
+    const self = this;
+    this.stats = {
+      // Derived, so that it cannot fall out of step with the buffer.
+      get buffered() {
+        return self.#rows.length + self.#inFlight;
+      },
+      written: 0,
+      dropped: 0,
+      failing: false,
+    };
   }
 
   /** Queues a row; returns at once (the write happens in the background). */
@@ -105,7 +115,6 @@ export class DeliveryLog {
         );
       }
     }
-    this.stats.buffered = this.#rows.length + this.#inFlight;
     if (!this.stats.failing) this.#kick(0);
   }
 
@@ -190,7 +199,6 @@ export class DeliveryLog {
       .finally(() => {
         this.#writing = undefined;
         this.#inFlight = 0;
-        this.stats.buffered = this.#rows.length;
       });
     return this.#writing;
   }
