@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { AckPolicy, type JetStreamManager } from '@nats-io/jetstream';
+import { AckPolicy } from '@nats-io/jetstream';
 import { headers } from '@nats-io/transport-node';
+import { waitFor } from '@petrel/test-harness';
 import { startQueue, type TestQueue } from '../test/queue.ts';
 import { decodeEnvelope, encodeEnvelope, newEnvelope } from './codec.ts';
 import {
@@ -74,18 +75,12 @@ test('a deferred entry waits on disk as a schedule and arrives on its ready subj
   assert.equal(m.headers?.get('traceparent'), '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01');
   m.ack();
   // Fired schedules are removed: the stream holds nothing once the entry is acked.
-  await waitForEmpty(q.jsm);
+  await waitFor(async () => (await q.jsm.streams.info(STREAM_OUTBOUND)).state.messages === 0, {
+    timeoutMs: 5_000,
+    intervalMs: 5,
+    message: 'the stream to be empty',
+  });
 });
-
-async function waitForEmpty(jsm: JetStreamManager): Promise<void> {
-  const deadline = performance.now() + 5_000;
-  for (;;) {
-    const { messages } = (await jsm.streams.info(STREAM_OUTBOUND)).state;
-    if (messages === 0) return;
-    if (performance.now() > deadline) assert.fail(`stream still holds ${messages} messages`);
-    await new Promise((r) => setImmediate(r));
-  }
-}
 
 test('deferring the same entry again replaces its schedule; each attempt is its own publish', async (t) => {
   const q = await startQueue(t);
