@@ -100,6 +100,7 @@ export async function runDev(options: DevOptions): Promise<number> {
     }
   };
 
+  let code = 1;
   try {
     // The operator's local mode: generated DKIM keys and certificates live in <data-dir>/operator.
     const local = { stateDir: join(dataDir, 'operator'), log: say };
@@ -247,22 +248,21 @@ export async function runDev(options: DevOptions): Promise<number> {
     const crashed = Promise.race(components.map((c) => c.exited.then((code) => ({ name: c.name, code }))));
     const first = await Promise.race([signalled, crashed]);
     stopping = true;
-    const code = typeof first === 'string' ? 0 : 1;
-    if (typeof first !== 'string')
+    if (typeof first === 'string') code = 0;
+    else
       process.stderr.write(
         `petrel: ${first.name} exited unexpectedly (${first.code})${logTail(join(logDir, `${first.name}.log`))}\npetrel: stopping\n`,
       );
     http.close();
-    stopServing();
-    await stopAll();
-    return code;
   } catch (error) {
     process.stderr.write(`petrel: ${error instanceof Error ? error.message : String(error)}\n`);
+  } finally {
+    // Both ways out: a signal or a crash, and a failed start.
     stopping = true;
     stopServing();
     await stopAll();
-    return 1;
   }
+  return code;
 }
 
 /** The last lines of a component's log, for the error of a failed start (the why, not only where). */
