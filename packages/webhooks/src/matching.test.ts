@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { DomainIndex, parseRuntimeConfig } from '@petrel/config';
+import { DomainIndex } from '@petrel/config';
+import { runtimeConfigOf, runtimeDomain } from '@petrel/config/testing';
 import { EventKind } from '@petrel/proto';
 import { deliveryEvent, type EventFields } from '@petrel/queue';
 import { WebhookError } from './errors.ts';
@@ -9,19 +10,9 @@ import { resolveOptions } from './options.ts';
 import { decodeJob, encodeJob, eventJson, jobFor } from './payload.ts';
 import { retryDelay } from './retry.ts';
 
-const inbound = {
-  checks: { spf: true, dkim: true, dmarc: true, arc: true, dmarcReject: true },
-  greylisting: { enabled: false, delaySeconds: 300, expireSeconds: 129_600 },
-  tarpit: { enabled: false, delayMs: 2000 },
-};
-
 function domain(name: string, webhooks: { name: string; events: string[] }[]) {
-  return {
+  return runtimeDomain(name, {
     source: `default/${name}`,
-    domain: name,
-    inboundRoutes: [],
-    users: [],
-    inbound,
     webhooks: webhooks.map((w) => ({
       id: `default/${name}/${w.name}`,
       name: w.name,
@@ -29,27 +20,20 @@ function domain(name: string, webhooks: { name: string; events: string[] }[]) {
       events: w.events,
       secret: `${name}-${w.name}-secret-0123456789`,
     })),
-  };
+  });
 }
 
 const index = new DomainIndex(
-  parseRuntimeConfig(
-    {
-      version: 1,
-      generation: 1,
-      domains: [
-        domain('a.example', [
-          { name: 'all', events: ['delivered', 'deferred', 'bounced', 'expired', 'suppressed'] },
-        ]),
-        domain('b.example', [
-          { name: 'audit', events: ['delivered', 'bounced'] },
-          { name: 'bounces', events: ['bounced'] },
-        ]),
-        domain('quiet.example', []),
-      ],
-    },
-    'test',
-  ),
+  runtimeConfigOf([
+    domain('a.example', [
+      { name: 'all', events: ['delivered', 'deferred', 'bounced', 'expired', 'suppressed'] },
+    ]),
+    domain('b.example', [
+      { name: 'audit', events: ['delivered', 'bounced'] },
+      { name: 'bounces', events: ['bounced'] },
+    ]),
+    domain('quiet.example', []),
+  ]),
 );
 
 function event(f: Partial<EventFields>) {

@@ -6,7 +6,8 @@ import { once } from 'node:events';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { type JetStreamClient, type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { DomainIndex, parseRuntimeConfig } from '@petrel/config';
+import { DomainIndex } from '@petrel/config';
+import { runtimeConfigOf, runtimeDomain } from '@petrel/config/testing';
 import { type DeliveryEvent, EventKind } from '@petrel/proto';
 import { deliveryEvent, type EventFields, ensureStreams } from '@petrel/queue';
 import { migrate } from '@petrel/store';
@@ -56,12 +57,6 @@ export const SECRETS = {
 } as const;
 export type SubscriptionId = keyof typeof SECRETS;
 
-const inbound = {
-  checks: { spf: true, dkim: true, dmarc: true, arc: true, dmarcReject: true },
-  greylisting: { enabled: false, delaySeconds: 300, expireSeconds: 129_600 },
-  tarpit: { enabled: false, delayMs: 2000 },
-};
-
 /**
  * a.example: `ops` takes every kind; b.example: `audit` takes all but deferred. Both POST to the
  * receiver at `port`, path /<domain>/<name>.
@@ -74,33 +69,20 @@ export function testDomains(port: number, options: { withoutAudit?: boolean } = 
     events,
     secret: SECRETS[`default/${domain.replace('.', '-')}/${name}` as SubscriptionId],
   });
-  const domain = (name: string, webhooks: ReturnType<typeof hook>[]) => ({
-    source: `default/${name.replace('.', '-')}`,
-    domain: name,
-    inboundRoutes: [],
-    users: [],
-    inbound,
-    webhooks,
-  });
+  const domain = (name: string, webhooks: ReturnType<typeof hook>[]) =>
+    runtimeDomain(name, { source: `default/${name.replace('.', '-')}`, webhooks });
   return new DomainIndex(
-    parseRuntimeConfig(
-      {
-        version: 1,
-        generation: 1,
-        domains: [
-          domain('a.example', [
-            hook('a.example', 'ops', ['delivered', 'deferred', 'bounced', 'expired', 'suppressed']),
-          ]),
-          domain(
-            'b.example',
-            options.withoutAudit
-              ? []
-              : [hook('b.example', 'audit', ['delivered', 'bounced', 'expired', 'suppressed'])],
-          ),
-        ],
-      },
-      'test',
-    ),
+    runtimeConfigOf([
+      domain('a.example', [
+        hook('a.example', 'ops', ['delivered', 'deferred', 'bounced', 'expired', 'suppressed']),
+      ]),
+      domain(
+        'b.example',
+        options.withoutAudit
+          ? []
+          : [hook('b.example', 'audit', ['delivered', 'bounced', 'expired', 'suppressed'])],
+      ),
+    ]),
   );
 }
 

@@ -1,40 +1,21 @@
 import assert from 'node:assert/strict';
 import { BlockList } from 'node:net';
 import { test } from 'node:test';
-import { DomainIndex, parseRuntimeConfig, type RuntimeDomain } from '@petrel/config';
+import { DomainIndex } from '@petrel/config';
+import { runtimeConfigOf, runtimeDomain } from '@petrel/config/testing';
 import { type Mailbox, parsePathArgument, type Reply } from '@petrel/smtp';
 import { RelayPolicy } from './policy.ts';
 
-const inbound: RuntimeDomain['inbound'] = {
-  checks: { spf: true, dkim: true, dmarc: true, arc: true, dmarcReject: true },
-  greylisting: { enabled: false, delaySeconds: 300, expireSeconds: 129_600 },
-  tarpit: { enabled: false, delayMs: 2000 },
-};
-
 const index = new DomainIndex(
-  parseRuntimeConfig(
-    {
-      version: 1,
-      generation: 1,
-      domains: [
-        {
-          source: 'default/example-org',
-          domain: 'example.org',
-          inboundRoutes: [],
-          users: [
-            {
-              name: 'app@example.org',
-              password: 'pw',
-              allowedSenders: ['*@example.org', 'alerts@Example.NET'],
-            },
-            { name: 'bot', password: 'pw', allowedSenders: ['bot@example.org'] },
-          ],
-          inbound,
-        },
+  runtimeConfigOf([
+    runtimeDomain('example.org', {
+      source: 'default/example-org',
+      users: [
+        { name: 'app@example.org', password: 'pw', allowedSenders: ['*@example.org', 'alerts@Example.NET'] },
+        { name: 'bot', password: 'pw', allowedSenders: ['bot@example.org'] },
       ],
-    },
-    'test',
-  ),
+    }),
+  ]),
 );
 const policy = new RelayPolicy(() => index);
 const anonymous = { auth: undefined };
